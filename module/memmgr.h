@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memmgr: internal structures shared by the module's files.
+ *
+ * Locking order (outermost first); no path takes them the other way:
+ *
+ *   mmap_lock (core mm: mmap() and page faults)
+ *     memmgr_file.lock      mutex: one open file's tables
+ *       memmgr_dev.lock     spinlock: accounting, holds, buffer states
+ *   mmap_lock
+ *     memmgr_buf.map_lock   mutex: faults against revocation
+ *       i_mmap_rwsem        (inside unmap_mapping_range())
+ *   memmgr_buddy.lock       spinlock: taken alone
+ *
+ * Neither memmgr_dev.lock nor memmgr_buddy.lock is held across anything
+ * that sleeps: page zeroing and page-table work happen outside them.
+ */
+#ifndef _MEMMGR_H
+#define _MEMMGR_H
+
+#include <linux/fs.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/maple_tree.h>
+#include <linux/miscdevice.h>
+#include <linux/mutex.h>
+#include <linux/rbtree.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+
+#include <linux/memmgr.h>
+
+#include "memmgr_buddy.h"
+#include "memmgr_policy.h"
+
+/**
+ * struct memmgr_counters - one pool's event counts
+ *
+ * All fields are protected by memmgr_dev.lock.
+ */
+struct memmgr_counters {
+	u64 peak;		/* pages */
+	u64 allocs;
+	u64 frees;
+	u64 declined;
+	u64 held;
+	u64 evictions;
+	u64 evicted_pages;
+};
+
+/**
+ * struct memmgr_dev - the one memmgr instance
+ * @misc:	/dev/memmgr
+ * @lock:	protects @policy, @stats, @waiters, @nr_waiters, @evictable,
+ *		@nr_evictable, and each buffer's state, pins and evict_idx
+ * @policy:	the accounting the rules check
+ * @stats:	per pool counters
+ * @waiters:	held requests per pool, oldest first
+ * @nr_waiters:	requests held right now
+ * @evictable:	live storage buffers with no pin, in no order
+ * @nr_evictable: entries used in @evictable
+ * @next_pgoff:	the next free mmap offset, in pages; offsets are never reused
+ * @buddy:	the reserve
+ */
+struct memmgr_dev {
+	struct miscdevice misc;
+	spinlock_t lock;		/* see above */
+	struct memmgr_policy policy;
+	struct memmgr_counters stats[MEMMGR_NR_POOLS];
+	struct list_head waiters[MEMMGR_NR_POOLS];
+	u32 nr_waiters;
+	struct memmgr_buffer **evictable;
+	unsigned long nr_evictable;
+	atomic64_t next_pgoff;
+	struct memmgr_buddy buddy;
+};
+
+/**
+ * struct memmgr_file - one open file of /dev/memmgr
+ * @mm:		the device
+ * @filp:	the file; its mapping is where this file's buffers are mapped
+ * @lock:	protects @offsets' contents and @tags
+ * @offsets:	mmap offset range (in pages) -> struct memmgr_buffer
+ * @tags:	buffers ordered by (pool, tag, offset)
+ * @used:	pages per pool; protected by memmgr_dev.lock
+ */
+struct memmgr_file {
+	struct memmgr_dev *mm;
+	struct file *filp;
+	struct mutex lock;		/* see above */
+	struct maple_tree offsets;
+	struct rb_root tags;
+	u64 used[MEMMGR_NR_POOLS];
+};
+
+enum memmgr_buf_state {
+	MEMMGR_BUF_NEW,		/* memory being taken, not visible yet */
+	MEMMGR_BUF_LIVE,	/* granted, mapped on demand */
+	MEMMGR_BUF_EVICTED,	/* storage memory given to another request */
+	MEMMGR_BUF_FREED,	/* freed by its owner */
+};
+
+/**
+ * struct memmgr_buffer - one allocation
+ * @ref:	the file's tables, each mapping and each evictor hold one
+ * @file:	the owner; valid while the buffer is in its tables, and under
+ *		memmgr_dev.lock while the buffer is LIVE
+ * @pgoff:	first page of its mmap range; its handle is @pgoff + 1
+ * @nr_pages:	its size
+ * @tag:	page id or exec id
+ * @pool:	MEMMGR_POOL_*
+ * @state:	enum memmgr_buf_state; protected by memmgr_dev.lock
+ * @pins:	pin count; protected by memmgr_dev.lock
+ * @evict_idx:	index in memmgr_dev.evictable, or -1; protected by
+ *		memmgr_dev.lock
+ * @blocks:	buddy blocks, chained through their head page's lru; owned
+ *		by whoever moved the buffer out of LIVE
+ * @map_lock:	held by the fault handler while it maps pages, and around
+ *		revocation, so no page is mapped after revocation
+ * @tag_node:	in memmgr_file.tags; protected by memmgr_file.lock
+ * @evict_node:	on an evictor's list of victims
+ * @evict_filp:	the owner's file, held by an evictor for revocation
+ * @free_node:	on the owner's list of buffers it is freeing
+ */
+struct memmgr_buffer {
+	struct kref ref;
+	struct memmgr_file *file;
+	u64 pgoff;
+	u64 nr_pages;
+	u64 tag;
+	u32 pool;
+	u32 state;
+	u32 pins;
+	long evict_idx;
+	struct list_head blocks;
+	struct mutex map_lock;		/* see above */
+	struct rb_node tag_node;
+	struct list_head evict_node;
+	struct file *evict_filp;
+	struct list_head free_node;
+};
+
+extern const struct file_operations memmgr_fops;
+
+/* memmgr_pool.c: grant, hold or decline; eviction choices; wakeups */
+int memmgr_request(struct memmgr_file *f, u32 pool, u64 pages,
+		   s64 timeout_ms, bool nonblock, struct list_head *victims);
+void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
+void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 pages);
+void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
+			       bool pinned);
+void memmgr_evictable_add_locked(struct memmgr_dev *mm,
+				 struct memmgr_buffer *buf);
+void memmgr_evictable_del_locked(struct memmgr_dev *mm,
+				 struct memmgr_buffer *buf);
+void memmgr_wake_locked(struct memmgr_dev *mm);
+void memmgr_victims_reclaim(struct memmgr_dev *mm, struct list_head *victims);
+
+/* memmgr_map.c: mmap, faults, revocation */
+int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);
+void memmgr_buf_revoke(struct memmgr_buffer *buf, struct file *filp);
+
+/* memmgr_buf.c: buffer tables and life cycle */
+int memmgr_buf_cache_create(void);
+void memmgr_buf_cache_destroy(void);
+struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff);
+void memmgr_buf_put(struct memmgr_buffer *buf);
+int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
+		     bool nonblock);
+int memmgr_buf_free(struct memmgr_file *f, u64 handle);
+int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin);
+int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req);
+int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req);
+void memmgr_file_free_all(struct memmgr_file *f);
+
+/* memmgr_stats.c */
+void memmgr_stats_fill(struct memmgr_file *f, struct memmgr_stats *st);
+
+#endif /* _MEMMGR_H */

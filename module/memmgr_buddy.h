@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memmgr's buddy allocator over a reserve taken from the kernel at load.
+ */
+#ifndef _MEMMGR_BUDDY_H
+#define _MEMMGR_BUDDY_H
+
+#include <linux/list.h>
+#include <linux/mmzone.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+
+/* The largest block: the kernel's own largest order. */
+#define MEMMGR_MAX_ORDER	(MAX_ORDER - 1)
+
+/**
+ * struct memmgr_buddy - a reserve of pages managed by order
+ * @lock:	protects @free, @nr_free and @free_pages
+ * @free:	free blocks per order, linked through the head page's lru
+ * @nr_free:	number of blocks in each @free list
+ * @free_pages:	pages in all @free lists
+ * @total_pages: pages reserved from the kernel; fixed after reserve
+ * @wait:	allocations waiting for pages on their way back
+ *
+ * Each page of the reserve keeps in page->private the order of the block
+ * the kernel gave it in (its home block: blocks never merge beyond it), and
+ * a free block's head page keeps its own order and a free bit.  Blocks
+ * handed out are chained through their head page's lru.
+ */
+struct memmgr_buddy {
+	spinlock_t lock;		/* see above */
+	struct list_head free[MEMMGR_MAX_ORDER + 1];
+	unsigned long nr_free[MEMMGR_MAX_ORDER + 1];
+	unsigned long free_pages;
+	unsigned long total_pages;
+	wait_queue_head_t wait;
+};
+
+int memmgr_buddy_reserve(struct memmgr_buddy *b, unsigned long pages);
+void memmgr_buddy_release(struct memmgr_buddy *b);
+void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
+			struct list_head *blocks);
+void memmgr_buddy_free(struct memmgr_buddy *b, struct list_head *blocks);
+unsigned int memmgr_block_order(struct page *head);
+void memmgr_buddy_counts(struct memmgr_buddy *b,
+			 unsigned long nr_free[MEMMGR_MAX_ORDER + 1]);
+
+#endif /* _MEMMGR_BUDDY_H */

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr's buffers: one open file's tables (by mmap offset, which the
+ * handle names, and by tag) and each buffer's life: allocate, pin, look
+ * up, free, release, and free everything when the file closes.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+#include "memmgr.h"
+
+/*
+ * mmap offsets are handed out once and never reused; the last page offset
+ * keeps every byte offset below LLONG_MAX, as mmap() wants.
+ */
+#define MEMMGR_PGOFF_MAX	((u64)LLONG_MAX >> PAGE_SHIFT)
+
+static struct kmem_cache *memmgr_buf_cache;
+
+int memmgr_buf_cache_create(void)
+{
+	memmgr_buf_cache = KMEM_CACHE(memmgr_buffer, 0);
+	return memmgr_buf_cache ? 0 : -ENOMEM;
+}
+
+void memmgr_buf_cache_destroy(void)
+{
+	kmem_cache_destroy(memmgr_buf_cache);
+}
+
+static struct memmgr_buffer *
+buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
+{
+	struct memmgr_buffer *buf;
+
+	buf = kmem_cache_zalloc(memmgr_buf_cache, GFP_KERNEL);
+	if (!buf)
+		return NULL;
+	kref_init(&buf->ref);
+	buf->file = f;
+	buf->nr_pages = pages;
+	buf->tag = tag;
+	buf->pool = pool;
+	buf->state = MEMMGR_BUF_NEW;
+	buf->evict_idx = -1;
+	INIT_LIST_HEAD(&buf->blocks);
+	mutex_init(&buf->map_lock);
+	RB_CLEAR_NODE(&buf->tag_node);
+	return buf;
+}
+
+static void buf_destroy(struct kref *ref)
+{
+	struct memmgr_buffer *buf = container_of(ref, struct memmgr_buffer, ref);
+
+	WARN_ON_ONCE(!list_empty(&buf->blocks));
+	mutex_destroy(&buf->map_lock);
+	kmem_cache_free(memmgr_buf_cache, buf);
+}
+
+void memmgr_buf_put(struct memmgr_buffer *buf)
+{
+	kref_put(&buf->ref, buf_destroy);
+}
+
+/* Order of the tag tree: pool, then tag, then offset. */
+static int tag_cmp(u32 pool, u64 tag, u64 pgoff, const struct memmgr_buffer *b)
+{
+	if (pool != b->pool)
+		return pool < b->pool ? -1 : 1;
+	if (tag != b->tag)
+		return tag < b->tag ? -1 : 1;
+	if (pgoff != b->pgoff)
+		return pgoff < b->pgoff ? -1 : 1;
+	return 0;
+}
+
+static void tag_insert_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	struct rb_node **link = &f->tags.rb_node, *parent = NULL;
+
+	lockdep_assert_held(&f->lock);
+	while (*link) {
+		struct memmgr_buffer *b = rb_entry(*link, struct memmgr_buffer,
+						tag_node);
+
+		parent = *link;
+		if (tag_cmp(buf->pool, buf->tag, buf->pgoff, b) < 0)
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&buf->tag_node, parent, link);
+	rb_insert_color(&buf->tag_node, &f->tags);
+}
+
+/* The first buffer with @pool and @tag, lowest offset first, or NULL. */
+static struct memmgr_buffer *
+tag_first_locked(struct memmgr_file *f, u32 pool, u64 tag)
+{
+	struct rb_node *node = f->tags.rb_node;
+	struct memmgr_buffer *found = NULL;
+
+	lockdep_assert_held(&f->lock);
+	while (node) {
+		struct memmgr_buffer *b = rb_entry(node, struct memmgr_buffer,
+						tag_node);
+
+		if (tag_cmp(pool, tag, 0, b) <= 0) {
+			if (b->pool == pool && b->tag == tag)
+				found = b;
+			node = node->rb_left;
+		} else {
+			node = node->rb_right;
+		}
+	}
+	return found;
+}
+
+static struct memmgr_buffer *tag_next(struct memmgr_buffer *buf)
+{
+	struct rb_node *node = rb_next(&buf->tag_node);
+	struct memmgr_buffer *next;
+
+	if (!node)
+		return NULL;
+	next = rb_entry(node, struct memmgr_buffer, tag_node);
+	return next->pool == buf->pool && next->tag == buf->tag ? next : NULL;
+}
+
+static struct memmgr_buffer *find_locked(struct memmgr_file *f, u64 handle)
+{
+	struct memmgr_buffer *buf;
+
+	lockdep_assert_held(&f->lock);
+	if (!handle || handle - 1 > MEMMGR_PGOFF_MAX)
+		return NULL;
+	buf = mtree_load(&f->offsets, handle - 1);
+	return buf && buf->pgoff == handle - 1 ? buf : NULL;
+}
+
+static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	lockdep_assert_held(&f->lock);
+	mtree_erase(&f->offsets, buf->pgoff);
+	rb_erase(&buf->tag_node, &f->tags);
+}
+
+/**
+ * memmgr_buf_get() - a reference to one of a file's buffers by mmap offset
+ * @f:		the file
+ * @pgoff:	any page offset inside the buffer
+ *
+ * Return: the buffer, referenced, or NULL.
+ */
+struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
+{
+	struct memmgr_buffer *buf = NULL;
+
+	if (pgoff > MEMMGR_PGOFF_MAX)
+		return NULL;
+	mutex_lock(&f->lock);
+	buf = mtree_load(&f->offsets, pgoff);
+	if (buf)
+		kref_get(&buf->ref);
+	mutex_unlock(&f->lock);
+	return buf;
+}
+
+/*
+ * Free a buffer already out of its file's tables, and drop the tables'
+ * reference.  If it was LIVE, its mappings are revoked (@revoke) and its
+ * pages go back; an evicted buffer's pages are its evictor's.
+ * Return: the pages given back.
+ */
+static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
+		    bool revoke)
+{
+	struct memmgr_dev *mm = f->mm;
+	u64 pages = 0;
+
+	spin_lock(&mm->lock);
+	if (buf->state == MEMMGR_BUF_LIVE) {
+		memmgr_uncharge_locked(mm, buf);
+		pages = buf->nr_pages;
+	}
+	spin_unlock(&mm->lock);
+	if (pages) {
+		if (revoke)
+			memmgr_buf_revoke(buf, f->filp);
+		memmgr_buddy_free(&mm->buddy, &buf->blocks);
+	}
+	memmgr_buf_put(buf);
+	return pages;
+}
+
+static bool tag_taken(struct memmgr_file *f, u32 pool, u64 tag)
+{
+	bool taken;
+
+	if (pool != MEMMGR_POOL_STORAGE)
+		return false;
+	mutex_lock(&f->lock);
+	taken = tag_first_locked(f, pool, tag);
+	mutex_unlock(&f->lock);
+	return taken;
+}
+
+/* Make a charged buffer with its pages visible in the file's tables. */
+static int buf_insert(struct memmgr_file *f, struct memmgr_buffer *buf,
+		      bool pinned)
+{
+	struct memmgr_dev *mm = f->mm;
+	int ret;
+
+	mutex_lock(&f->lock);
+	if (buf->pool == MEMMGR_POOL_STORAGE &&
+	    tag_first_locked(f, buf->pool, buf->tag)) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	ret = mtree_insert_range(&f->offsets, buf->pgoff,
+				 buf->pgoff + buf->nr_pages - 1, buf,
+				 GFP_KERNEL);
+	if (ret)
+		goto out_unlock;
+	tag_insert_locked(f, buf);
+	spin_lock(&mm->lock);
+	memmgr_buf_publish_locked(mm, buf, pinned);
+	spin_unlock(&mm->lock);
+out_unlock:
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+/**
+ * memmgr_buf_alloc() - MEMMGR_IOC_ALLOC, its arguments checked
+ * @f:		the file
+ * @req:	the request; its out fields are filled on success
+ * @nonblock:	the file is O_NONBLOCK
+ *
+ * Return: 0 or a negative errno (see memmgr_request(), and -EEXIST,
+ * -ENOMEM, -ENOSPC).
+ */
+int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
+		     bool nonblock)
+{
+	struct memmgr_dev *mm = f->mm;
+	bool pinned = !(req->flags & MEMMGR_ALLOC_UNPINNED);
+	struct memmgr_buffer *buf;
+	LIST_HEAD(victims);
+	u64 pages, pgoff;
+	int ret;
+
+	/* A size that overflows when rounded is larger than any pool. */
+	if (!memmgr_size_to_pages(req->size, PAGE_SHIFT, &pages))
+		pages = U64_MAX;
+	if (tag_taken(f, req->pool, req->tag))
+		return -EEXIST;
+	buf = buf_create(f, req->pool, req->tag, pages);
+	if (!buf)
+		return -ENOMEM;
+
+	ret = memmgr_request(f, req->pool, pages, req->timeout_ms, nonblock,
+			     &victims);
+	if (ret)
+		goto out_put;
+	memmgr_victims_reclaim(mm, &victims);
+	memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
+
+	pgoff = atomic64_fetch_add(pages, &mm->next_pgoff);
+	if (pgoff + pages - 1 > MEMMGR_PGOFF_MAX) {
+		ret = -ENOSPC;
+		goto out_free;
+	}
+	buf->pgoff = pgoff;
+	ret = buf_insert(f, buf, pinned);
+	if (ret)
+		goto out_free;
+
+	req->handle = pgoff + 1;
+	req->offset = pgoff << PAGE_SHIFT;
+	req->granted = pages << PAGE_SHIFT;
+	return 0;
+
+out_free:
+	memmgr_buddy_free(&mm->buddy, &buf->blocks);
+	memmgr_charge_undo(f, req->pool, pages);
+out_put:
+	memmgr_buf_put(buf);
+	return ret;
+}
+
+/**
+ * memmgr_buf_free() - MEMMGR_IOC_FREE
+ * @f:		the file
+ * @handle:	one of its buffers, live or evicted
+ *
+ * Return: 0 or -ENOENT.
+ */
+int memmgr_buf_free(struct memmgr_file *f, u64 handle)
+{
+	struct memmgr_buffer *buf;
+
+	mutex_lock(&f->lock);
+	buf = find_locked(f, handle);
+	if (buf)
+		tables_del_locked(f, buf);
+	mutex_unlock(&f->lock);
+	if (!buf)
+		return -ENOENT;
+	buf_kill(f, buf, true);
+	return 0;
+}
+
+/**
+ * memmgr_buf_pin() - MEMMGR_IOC_PIN and MEMMGR_IOC_UNPIN
+ * @f:		the file
+ * @handle:	one of its storage buffers
+ * @pin:	true to add a pin, false to drop one
+ *
+ * Return: 0, -ENOENT, -EINVAL (not storage, or no pin to drop), -ESTALE
+ * (evicted) or -EOVERFLOW (too many pins).
+ */
+int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
+{
+	struct memmgr_dev *mm = f->mm;
+	struct memmgr_buffer *buf;
+	int ret = 0;
+
+	mutex_lock(&f->lock);
+	buf = find_locked(f, handle);
+	if (!buf) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	spin_lock(&mm->lock);
+	if (buf->pool != MEMMGR_POOL_STORAGE) {
+		ret = -EINVAL;
+	} else if (buf->state != MEMMGR_BUF_LIVE) {
+		ret = -ESTALE;
+	} else if (pin) {
+		if (buf->pins == U32_MAX)
+			ret = -EOVERFLOW;
+		else if (!buf->pins++)
+			memmgr_evictable_del_locked(mm, buf);
+	} else if (!buf->pins) {
+		ret = -EINVAL;
+	} else if (!--buf->pins) {
+		memmgr_evictable_add_locked(mm, buf);
+		memmgr_wake_locked(mm);
+	}
+	spin_unlock(&mm->lock);
+out_unlock:
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+/**
+ * memmgr_buf_lookup() - MEMMGR_IOC_LOOKUP
+ * @f:		the file
+ * @req:	in: the tag; out: the buffer
+ *
+ * Return: 0, -ENOENT or -ESTALE (evicted; the entry stays until freed).
+ */
+int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
+{
+	struct memmgr_dev *mm = f->mm;
+	struct memmgr_buffer *buf;
+	int ret = 0;
+
+	mutex_lock(&f->lock);
+	buf = tag_first_locked(f, MEMMGR_POOL_STORAGE, req->tag);
+	if (!buf) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	spin_lock(&mm->lock);
+	if (buf->state != MEMMGR_BUF_LIVE)
+		ret = -ESTALE;
+	spin_unlock(&mm->lock);
+	req->handle = buf->pgoff + 1;
+	req->offset = buf->pgoff << PAGE_SHIFT;
+	req->size = buf->nr_pages << PAGE_SHIFT;
+out_unlock:
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+/**
+ * memmgr_buf_release() - MEMMGR_IOC_RELEASE
+ * @f:		the file
+ * @req:	in: pool and tag; out: the bytes given back
+ *
+ * Return: 0.
+ */
+int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
+{
+	struct memmgr_buffer *buf, *next;
+	LIST_HEAD(dead);
+	u64 pages = 0;
+
+	mutex_lock(&f->lock);
+	for (buf = tag_first_locked(f, req->pool, req->tag); buf; buf = next) {
+		next = tag_next(buf);
+		tables_del_locked(f, buf);
+		list_add_tail(&buf->free_node, &dead);
+	}
+	mutex_unlock(&f->lock);
+
+	list_for_each_entry_safe(buf, next, &dead, free_node) {
+		list_del(&buf->free_node);
+		pages += buf_kill(f, buf, true);
+	}
+	req->freed = pages << PAGE_SHIFT;
+	return 0;
+}
+
+/**
+ * memmgr_file_free_all() - the file is closing: free all its buffers
+ * @f: the file; nothing else uses it any more, and no mapping is left
+ */
+void memmgr_file_free_all(struct memmgr_file *f)
+{
+	struct memmgr_buffer *buf, *next;
+	unsigned long index = 0;
+	LIST_HEAD(dead);
+
+	mutex_lock(&f->lock);
+	mt_for_each(&f->offsets, buf, index, ULONG_MAX)
+		list_add_tail(&buf->free_node, &dead);
+	mtree_destroy(&f->offsets);
+	f->tags = RB_ROOT;
+	mutex_unlock(&f->lock);
+
+	list_for_each_entry_safe(buf, next, &dead, free_node) {
+		list_del(&buf->free_node);
+		buf_kill(f, buf, false);
+	}
+}

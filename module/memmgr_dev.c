@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr's device: /dev/memmgr, one struct memmgr_file per open, and the
+ * ioctl layer.  Each command copies its argument in, checks every field
+ * the ABI says must be zero, calls one helper and copies the result out.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "memmgr.h"
+
+static bool all_zero(const __u64 *v, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (v[i])
+			return false;
+	return true;
+}
+
+static long ioctl_alloc(struct file *filp, void __user *uarg)
+{
+	struct memmgr_alloc req;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.pool >= MEMMGR_NR_POOLS || (req.flags & ~MEMMGR_ALLOC_FLAGS) ||
+	    !req.size || req.timeout_ms < MEMMGR_WAIT_FOREVER ||
+	    !all_zero(req.reserved, ARRAY_SIZE(req.reserved)))
+		return -EINVAL;
+	if ((req.flags & MEMMGR_ALLOC_UNPINNED) &&
+	    req.pool != MEMMGR_POOL_STORAGE)
+		return -EINVAL;
+
+	ret = memmgr_buf_alloc(filp->private_data, &req,
+			       filp->f_flags & O_NONBLOCK);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &req, sizeof(req))) {
+		memmgr_buf_free(filp->private_data, req.handle);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static long ioctl_buf(struct file *filp, unsigned int cmd, void __user *uarg)
+{
+	struct memmgr_buf req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags)
+		return -EINVAL;
+	if (cmd == MEMMGR_IOC_FREE)
+		return memmgr_buf_free(filp->private_data, req.handle);
+	return memmgr_buf_pin(filp->private_data, req.handle,
+			      cmd == MEMMGR_IOC_PIN);
+}
+
+static long ioctl_lookup(struct file *filp, void __user *uarg)
+{
+	struct memmgr_lookup req;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	req = (struct memmgr_lookup){ .tag = req.tag };
+	ret = memmgr_buf_lookup(filp->private_data, &req);
+	if (ret && ret != -ESTALE)
+		return ret;
+	if (copy_to_user(uarg, &req, sizeof(req)))
+		return -EFAULT;
+	return ret;
+}
+
+static long ioctl_release(struct file *filp, void __user *uarg)
+{
+	struct memmgr_release req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.pool >= MEMMGR_NR_POOLS || req.flags)
+		return -EINVAL;
+	memmgr_buf_release(filp->private_data, &req);
+	if (copy_to_user(uarg, &req, sizeof(req)))
+		return -EFAULT;
+	return 0;
+}
+
+static long ioctl_stats(struct file *filp, void __user *uarg)
+{
+	struct memmgr_stats st;
+
+	memset(&st, 0, sizeof(st));
+	memmgr_stats_fill(filp->private_data, &st);
+	if (copy_to_user(uarg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
+static long memmgr_ioctl(struct file *filp, unsigned int cmd,
+			 unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case MEMMGR_IOC_ALLOC:
+		return ioctl_alloc(filp, uarg);
+	case MEMMGR_IOC_FREE:
+	case MEMMGR_IOC_PIN:
+	case MEMMGR_IOC_UNPIN:
+		return ioctl_buf(filp, cmd, uarg);
+	case MEMMGR_IOC_LOOKUP:
+		return ioctl_lookup(filp, uarg);
+	case MEMMGR_IOC_RELEASE:
+		return ioctl_release(filp, uarg);
+	case MEMMGR_IOC_STATS:
+		return ioctl_stats(filp, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int memmgr_open(struct inode *inode, struct file *filp)
+{
+	struct miscdevice *misc = filp->private_data;
+	struct memmgr_file *f;
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	f->mm = container_of(misc, struct memmgr_dev, misc);
+	f->filp = filp;
+	mutex_init(&f->lock);
+	mt_init(&f->offsets);
+	f->tags = RB_ROOT;
+	filp->private_data = f;
+	return 0;
+}
+
+static int memmgr_release(struct inode *inode, struct file *filp)
+{
+	struct memmgr_file *f = filp->private_data;
+
+	memmgr_file_free_all(f);
+	mutex_destroy(&f->lock);
+	kfree(f);
+	return 0;
+}
+
+const struct file_operations memmgr_fops = {
+	.owner = THIS_MODULE,
+	.open = memmgr_open,
+	.release = memmgr_release,
+	.unlocked_ioctl = memmgr_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = memmgr_mmap,
+	.llseek = noop_llseek,
+};

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr: a reserve of memory taken from the kernel at load, split between
+ * a storage pool and an execution pool, and served to userspace through
+ * ioctl() and mmap() on /dev/memmgr.  See README.md and DESIGN.md.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/slab.h>
+
+#include "memmgr.h"
+
+static unsigned long long total;
+
+static int total_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned long long v;
+	char *end;
+
+	v = memparse(val, &end);
+	if (end == val || (*end && *end != '\n'))
+		return -EINVAL;
+	*(unsigned long long *)kp->arg = v;
+	return 0;
+}
+
+static const struct kernel_param_ops total_ops = {
+	.set = total_set,
+	.get = param_get_ullong,
+};
+module_param_cb(total, &total_ops, &total, 0444);
+MODULE_PARM_DESC(total,
+		 "Bytes to reserve at load, memparse syntax (256M, 1G); rounded down to pages. Default 0: a quarter of RAM. Reads back what was reserved.");
+
+static unsigned int storage_pct = 50;
+module_param(storage_pct, uint, 0444);
+MODULE_PARM_DESC(storage_pct,
+		 "The storage pool's share of total, in percent (0-100, default 50); execution gets the rest.");
+
+static struct memmgr_dev *memmgr;
+
+static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
+{
+	unsigned int pool;
+
+	spin_lock_init(&mm->lock);
+	memmgr_policy_init(&mm->policy, pages, storage_pct);
+	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++)
+		INIT_LIST_HEAD(&mm->waiters[pool]);
+	atomic64_set(&mm->next_pgoff, 0);
+	/* Every storage buffer has a page at least. */
+	mm->evictable = kvcalloc(pages, sizeof(*mm->evictable), GFP_KERNEL);
+	if (!mm->evictable)
+		return -ENOMEM;
+	mm->misc.minor = MISC_DYNAMIC_MINOR;
+	mm->misc.name = "memmgr";
+	mm->misc.fops = &memmgr_fops;
+	mm->misc.mode = 0600;
+	return 0;
+}
+
+static int __init memmgr_init(void)
+{
+	u64 ram = (u64)totalram_pages() << PAGE_SHIFT;
+	struct memmgr_dev *mm;
+	u64 pages;
+	int ret;
+
+	if (storage_pct > 100) {
+		pr_err("storage_pct=%u: must be 0 to 100\n", storage_pct);
+		return -EINVAL;
+	}
+	if (!total)
+		total = ram / 4;
+	pages = total >> PAGE_SHIFT;
+	if (!pages) {
+		pr_err("total=%llu: less than a page\n", total);
+		return -EINVAL;
+	}
+	if (total > ram) {
+		pr_err("total=%llu: more than the %llu bytes of RAM\n", total,
+		       ram);
+		return -ENOMEM;
+	}
+
+	mm = kzalloc(sizeof(*mm), GFP_KERNEL);
+	if (!mm)
+		return -ENOMEM;
+	ret = memmgr_setup(mm, pages);
+	if (ret)
+		goto out_free_dev;
+	ret = memmgr_buf_cache_create();
+	if (ret)
+		goto out_free_evictable;
+	ret = memmgr_buddy_reserve(&mm->buddy, pages);
+	if (ret) {
+		pr_err("could not reserve %llu bytes: %d\n", total, ret);
+		goto out_destroy_cache;
+	}
+	ret = misc_register(&mm->misc);
+	if (ret)
+		goto out_release_reserve;
+
+	total = pages << PAGE_SHIFT;
+	memmgr = mm;
+	pr_info("reserved %llu KiB: storage %llu KiB, execution %llu KiB\n",
+		total >> 10, mm->policy.quota[MEMMGR_POOL_STORAGE] <<
+		(PAGE_SHIFT - 10), mm->policy.quota[MEMMGR_POOL_EXEC] <<
+		(PAGE_SHIFT - 10));
+	return 0;
+
+out_release_reserve:
+	memmgr_buddy_release(&mm->buddy);
+out_destroy_cache:
+	memmgr_buf_cache_destroy();
+out_free_evictable:
+	kvfree(mm->evictable);
+out_free_dev:
+	kfree(mm);
+	return ret;
+}
+
+static void __exit memmgr_exit(void)
+{
+	struct memmgr_dev *mm = memmgr;
+
+	misc_deregister(&mm->misc);
+	memmgr_buddy_release(&mm->buddy);
+	memmgr_buf_cache_destroy();
+	kvfree(mm->evictable);
+	kfree(mm);
+}
+
+module_init(memmgr_init);
+module_exit(memmgr_exit);
+MODULE_DESCRIPTION("Storage and execution memory pools over a reserved buddy allocator");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr's mappings: mmap() of a buffer, the fault handler that maps its
+ * pages, and revocation when the buffer is freed or evicted.
+ *
+ * Mappings are VM_PFNMAP: the pages carry no reference for the mapping and
+ * cannot be pinned through get_user_pages(), so when a buffer goes nothing
+ * outside memmgr still holds its pages.  Pages are mapped by the fault
+ * handler, never in mmap(): a VMA is in the file's mapping tree by the time
+ * it can fault, so unmap_mapping_range() always finds what was mapped.
+ * The handler maps under the buffer's map_lock after checking the buffer is
+ * LIVE; revocation takes map_lock after the buffer has left LIVE, so no
+ * page can be mapped after it.  A fault on a revoked buffer gets SIGBUS.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+
+#include "compat.h"
+#include "memmgr.h"
+
+static void memmgr_vm_open(struct vm_area_struct *vma)
+{
+	struct memmgr_buffer *buf = vma->vm_private_data;
+
+	kref_get(&buf->ref);
+}
+
+static void memmgr_vm_close(struct vm_area_struct *vma)
+{
+	memmgr_buf_put(vma->vm_private_data);
+}
+
+/* Map every page of the buffer that the VMA covers. */
+static vm_fault_t map_vma(struct vm_area_struct *vma, struct memmgr_buffer *buf)
+{
+	u64 first = vma->vm_pgoff - buf->pgoff;
+	u64 end = first + vma_pages(vma);
+	u64 idx = 0;
+	struct page *head;
+
+	list_for_each_entry(head, &buf->blocks, lru) {
+		u64 n = 1ULL << memmgr_block_order(head);
+		u64 i = max(first, idx);
+
+		for (; i < min(end, idx + n); i++) {
+			unsigned long addr = vma->vm_start +
+					     ((i - first) << PAGE_SHIFT);
+			vm_fault_t ret;
+
+			ret = vmf_insert_pfn(vma, addr,
+					     page_to_pfn(head) + (i - idx));
+			if (ret != VM_FAULT_NOPAGE)
+				return ret;
+		}
+		idx += n;
+		if (idx >= end)
+			break;
+	}
+	return VM_FAULT_NOPAGE;
+}
+
+static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct memmgr_buffer *buf = vma->vm_private_data;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	mutex_lock(&buf->map_lock);
+	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
+		ret = map_vma(vma, buf);
+	mutex_unlock(&buf->map_lock);
+	return ret;
+}
+
+static const struct vm_operations_struct memmgr_vm_ops = {
+	.open = memmgr_vm_open,
+	.close = memmgr_vm_close,
+	.fault = memmgr_vm_fault,
+};
+
+/**
+ * memmgr_mmap() - map (part of) one live buffer of this file
+ * @filp:	the file
+ * @vma:	MAP_SHARED, not executable, inside one live buffer
+ *
+ * Return: 0, -EINVAL (private, or not inside one live buffer of this
+ * file) or -EPERM (PROT_EXEC).
+ */
+int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct memmgr_file *f = filp->private_data;
+	struct memmgr_buffer *buf;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	buf = memmgr_buf_get(f, vma->vm_pgoff);
+	if (!buf)
+		return -EINVAL;
+	if (vma->vm_pgoff + vma_pages(vma) > buf->pgoff + buf->nr_pages ||
+	    READ_ONCE(buf->state) != MEMMGR_BUF_LIVE) {
+		memmgr_buf_put(buf);
+		return -EINVAL;
+	}
+	memmgr_vm_flags_mod(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND |
+			    VM_DONTDUMP, VM_MAYEXEC);
+	vma->vm_ops = &memmgr_vm_ops;
+	vma->vm_private_data = buf;
+	return 0;
+}
+
+/**
+ * memmgr_buf_revoke() - unmap a buffer from every process
+ * @buf:	the buffer, no longer LIVE
+ * @filp:	its file, whose mapping holds the buffer's VMAs
+ *
+ * Context: process context, may sleep.
+ */
+void memmgr_buf_revoke(struct memmgr_buffer *buf, struct file *filp)
+{
+	mutex_lock(&buf->map_lock);
+	unmap_mapping_range(filp->f_mapping, (loff_t)buf->pgoff << PAGE_SHIFT,
+			    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
+	mutex_unlock(&buf->map_lock);
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr's policy arithmetic (see memmgr_policy.h and the design note).
+ *
+ * T = total, S = T * storage_pct / 100, E = T - S, F = T - used[storage] -
+ * used[exec], all in pages:
+ *  - execution may take any free page: it uses E first, then borrows free
+ *    storage memory, and never takes a page storage is using;
+ *  - storage fits when used[storage] + r <= S and r <= F, so it cannot use
+ *    what execution borrowed until execution frees it;
+ *  - a storage request that does not fit may evict unpinned storage
+ *    buffers, but only if evicting all of them would make it fit.
+ */
+#include "memmgr_policy.h"
+
+/**
+ * memmgr_policy_init() - split a reserve between the pools
+ * @p:		the accounting to set up
+ * @total_pages: T
+ * @storage_pct: the storage pool's share of T, 0 to 100
+ */
+void memmgr_policy_init(struct memmgr_policy *p, u64 total_pages,
+			unsigned int storage_pct)
+{
+	*p = (struct memmgr_policy){ .total = total_pages };
+	p->quota[MEMMGR_POOL_STORAGE] = total_pages * storage_pct / 100;
+	p->quota[MEMMGR_POOL_EXEC] = total_pages -
+				     p->quota[MEMMGR_POOL_STORAGE];
+}
+
+/**
+ * memmgr_size_to_pages() - round a request up to whole pages
+ * @size:	bytes
+ * @page_shift:	log2 of the page size
+ * @pages:	out: the number of pages
+ *
+ * Return: false when @size is 0 or rounding it up overflows.
+ */
+bool memmgr_size_to_pages(u64 size, unsigned int page_shift, u64 *pages)
+{
+	u64 mask = ((u64)1 << page_shift) - 1;
+
+	if (!size || size > ~(u64)0 - mask)
+		return false;
+	*pages = (size + mask) >> page_shift;
+	return true;
+}
+
+/* F: pages neither pool uses. */
+u64 memmgr_policy_free(const struct memmgr_policy *p)
+{
+	return p->total - p->used[MEMMGR_POOL_STORAGE] -
+	       p->used[MEMMGR_POOL_EXEC];
+}
+
+/* The part of a pool's use that lies in the other pool's share. */
+u64 memmgr_policy_borrowed(const struct memmgr_policy *p, unsigned int pool)
+{
+	return p->used[pool] > p->quota[pool] ?
+	       p->used[pool] - p->quota[pool] : 0;
+}
+
+/* The largest request a pool could ever grant: E2BIG above it. */
+u64 memmgr_policy_limit(const struct memmgr_policy *p, unsigned int pool)
+{
+	return pool == MEMMGR_POOL_EXEC ? p->total : p->quota[pool];
+}
+
+/**
+ * memmgr_policy_check() - decide a request against the current accounting
+ * @p:		the accounting
+ * @pool:	MEMMGR_POOL_*
+ * @pages:	the request, > 0
+ * @evict:	out, with MEMMGR_EVICT: the least number of pages of
+ *		unpinned storage to evict before the request fits
+ *
+ * Return: the verdict; nothing is charged.
+ */
+enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
+					unsigned int pool, u64 pages,
+					u64 *evict)
+{
+	u64 free = memmgr_policy_free(p);
+	u64 over_quota, over_free, need;
+
+	if (pages > memmgr_policy_limit(p, pool))
+		return MEMMGR_TOO_BIG;
+
+	if (pool == MEMMGR_POOL_EXEC)
+		return pages <= free ? MEMMGR_GRANT : MEMMGR_WAIT;
+
+	over_quota = p->used[pool] + pages > p->quota[pool] ?
+		     p->used[pool] + pages - p->quota[pool] : 0;
+	over_free = pages > free ? pages - free : 0;
+	need = over_quota > over_free ? over_quota : over_free;
+	if (!need)
+		return MEMMGR_GRANT;
+	if (need > p->evictable)
+		return MEMMGR_WAIT;
+	*evict = need;
+	return MEMMGR_EVICT;
+}
+
+void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
+			  u64 pages)
+{
+	p->used[pool] += pages;
+}
+
+void memmgr_policy_uncharge(struct memmgr_policy *p, unsigned int pool,
+			    u64 pages)
+{
+	p->used[pool] -= pages;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * memmgr's policy arithmetic: which request fits, and what it costs.
+ *
+ * This file and memmgr_policy.c depend on nothing but integer types, so that
+ * they compile into the module and into a host unit test alike.  All
+ * quantities are in pages.  The caller serialises every call on one
+ * struct memmgr_policy (the module holds memmgr_dev.lock).
+ */
+#ifndef _MEMMGR_POLICY_H
+#define _MEMMGR_POLICY_H
+
+#include <linux/types.h>	/* the host test brings u64 and bool itself */
+
+#include <linux/memmgr.h>
+
+enum memmgr_verdict {
+	MEMMGR_GRANT,	/* fits now */
+	MEMMGR_EVICT,	/* fits once *evict pages of unpinned storage go */
+	MEMMGR_WAIT,	/* does not fit now, might later */
+	MEMMGR_TOO_BIG,	/* larger than the pool could ever grant */
+};
+
+/**
+ * struct memmgr_policy - the accounting the rules are checked against
+ * @total:	T, pages reserved at load
+ * @quota:	S and E, per pool; they add up to @total
+ * @used:	pages granted now, per pool, borrowed pages included
+ * @evictable:	pages of live storage buffers with no pin
+ */
+struct memmgr_policy {
+	u64 total;
+	u64 quota[MEMMGR_NR_POOLS];
+	u64 used[MEMMGR_NR_POOLS];
+	u64 evictable;
+};
+
+void memmgr_policy_init(struct memmgr_policy *p, u64 total_pages,
+			unsigned int storage_pct);
+bool memmgr_size_to_pages(u64 size, unsigned int page_shift, u64 *pages);
+u64 memmgr_policy_free(const struct memmgr_policy *p);
+u64 memmgr_policy_borrowed(const struct memmgr_policy *p, unsigned int pool);
+u64 memmgr_policy_limit(const struct memmgr_policy *p, unsigned int pool);
+enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
+					unsigned int pool, u64 pages,
+					u64 *evict);
+void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
+			  u64 pages);
+void memmgr_policy_uncharge(struct memmgr_policy *p, unsigned int pool,
+			    u64 pages);
+
+#endif /* _MEMMGR_POLICY_H */

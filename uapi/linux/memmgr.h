@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * memmgr: a reserve of memory split into a storage and an execution pool,
+ * served through ioctl() and mmap() on /dev/memmgr.
+ *
+ * Every structure has a fixed layout on 32- and 64-bit: fixed-size fields
+ * in natural alignment, no implicit padding.  Reserved fields, padding and
+ * flag bits not defined here must be zero, else the ioctl fails with
+ * EINVAL; fields may only be added in reserved space.
+ *
+ * Sizes are in bytes and are rounded up to whole pages; "granted" and the
+ * statistics report what was charged, in bytes.
+ */
+#ifndef _UAPI_LINUX_MEMMGR_H
+#define _UAPI_LINUX_MEMMGR_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define MEMMGR_POOL_STORAGE	0
+#define MEMMGR_POOL_EXEC	1
+#define MEMMGR_NR_POOLS		2
+
+/* timeout_ms: hold the request until it is granted. */
+#define MEMMGR_WAIT_FOREVER	(-1)
+
+/* Storage only: the buffer is evictable (unpinned) from the start. */
+#define MEMMGR_ALLOC_UNPINNED	(1U << 0)
+#define MEMMGR_ALLOC_FLAGS	(MEMMGR_ALLOC_UNPINNED)
+
+/**
+ * struct memmgr_alloc - MEMMGR_IOC_ALLOC: grant, hold or decline a request
+ * @pool:	in: MEMMGR_POOL_STORAGE or MEMMGR_POOL_EXEC
+ * @flags:	in: MEMMGR_ALLOC_* bits
+ * @size:	in: bytes, > 0; rounded up to whole pages
+ * @tag:	in: page id (storage, unique within the open file) or exec id
+ * @timeout_ms:	in: 0 declines at once (EAGAIN); > 0 holds the request up
+ *		to that many milliseconds (ETIMEDOUT); MEMMGR_WAIT_FOREVER
+ *		holds it until it is granted.  A signal ends a hold (EINTR).
+ * @handle:	out: non-zero, unique within this open file
+ * @offset:	out: the mmap() offset of this allocation
+ * @granted:	out: bytes charged to the pool
+ * @reserved:	must be zero
+ */
+struct memmgr_alloc {
+	__u32 pool;
+	__u32 flags;
+	__u64 size;
+	__u64 tag;
+	__s64 timeout_ms;
+	__u64 handle;
+	__u64 offset;
+	__u64 granted;
+	__u64 reserved[2];
+};
+
+/**
+ * struct memmgr_buf - MEMMGR_IOC_FREE, MEMMGR_IOC_PIN, MEMMGR_IOC_UNPIN
+ * @handle:	an allocation of this open file
+ * @flags:	must be zero
+ *
+ * Pins count: a storage buffer is evictable only while its pin count is
+ * zero.  An allocation starts with one pin unless MEMMGR_ALLOC_UNPINNED.
+ */
+struct memmgr_buf {
+	__u64 handle;
+	__u64 flags;
+};
+
+/**
+ * struct memmgr_lookup - MEMMGR_IOC_LOOKUP: a storage buffer by page id
+ * @tag:	in: the page id
+ * @handle:	out
+ * @offset:	out: its mmap() offset
+ * @size:	out: granted bytes
+ *
+ * ENOENT when this file has no buffer with that tag, ESTALE when it was
+ * evicted; the stale entry stays until it is freed.
+ */
+struct memmgr_lookup {
+	__u64 tag;
+	__u64 handle;
+	__u64 offset;
+	__u64 size;
+};
+
+/**
+ * struct memmgr_release - MEMMGR_IOC_RELEASE: free every allocation of
+ * this open file with this pool and tag
+ * @pool:	in: MEMMGR_POOL_*
+ * @flags:	in: must be zero
+ * @tag:	in: page id or exec id
+ * @freed:	out: bytes returned to the pool
+ */
+struct memmgr_release {
+	__u32 pool;
+	__u32 flags;
+	__u64 tag;
+	__u64 freed;
+};
+
+/**
+ * struct memmgr_pool_stats - one pool, in bytes and counts
+ * @quota:	this pool's share of total
+ * @used:	bytes granted now, borrowed included
+ * @borrowed:	the part of @used that lies in the other pool's share
+ * @peak:	highest @used since load
+ * @pinned:	storage: bytes that may not be evicted
+ * @allocs:	requests granted
+ * @frees:	allocations freed, released or evicted
+ * @declined:	requests refused: EAGAIN, ETIMEDOUT, EINTR, E2BIG
+ * @held:	requests that had to wait
+ * @evictions:	storage buffers evicted
+ * @evicted_bytes: bytes of storage buffers evicted
+ * @reserved:	zero
+ */
+struct memmgr_pool_stats {
+	__u64 quota;
+	__u64 used;
+	__u64 borrowed;
+	__u64 peak;
+	__u64 pinned;
+	__u64 allocs;
+	__u64 frees;
+	__u64 declined;
+	__u64 held;
+	__u64 evictions;
+	__u64 evicted_bytes;
+	__u64 reserved[5];
+};
+
+/**
+ * struct memmgr_stats - MEMMGR_IOC_STATS
+ * @total:	bytes reserved at load
+ * @free:	bytes neither pool uses
+ * @page_size:	the granule of every size
+ * @waiters:	requests held right now
+ * @client_used: this open file's bytes, per pool
+ * @pool:	per pool, indexed by MEMMGR_POOL_*
+ * @reserved:	zero
+ */
+struct memmgr_stats {
+	__u64 total;
+	__u64 free;
+	__u32 page_size;
+	__u32 waiters;
+	__u64 client_used[MEMMGR_NR_POOLS];
+	struct memmgr_pool_stats pool[MEMMGR_NR_POOLS];
+	__u64 reserved[8];
+};
+
+/* 0xB8 is free in Documentation/userspace-api/ioctl/ioctl-number.rst. */
+#define MEMMGR_IOC_MAGIC	0xB8
+
+#define MEMMGR_IOC_ALLOC	_IOWR(MEMMGR_IOC_MAGIC, 0x00, struct memmgr_alloc)
+#define MEMMGR_IOC_FREE		_IOW(MEMMGR_IOC_MAGIC, 0x01, struct memmgr_buf)
+#define MEMMGR_IOC_PIN		_IOW(MEMMGR_IOC_MAGIC, 0x02, struct memmgr_buf)
+#define MEMMGR_IOC_UNPIN	_IOW(MEMMGR_IOC_MAGIC, 0x03, struct memmgr_buf)
+#define MEMMGR_IOC_LOOKUP	_IOWR(MEMMGR_IOC_MAGIC, 0x04, struct memmgr_lookup)
+#define MEMMGR_IOC_RELEASE	_IOWR(MEMMGR_IOC_MAGIC, 0x05, struct memmgr_release)
+#define MEMMGR_IOC_STATS	_IOR(MEMMGR_IOC_MAGIC, 0x06, struct memmgr_stats)
+
+#endif /* _UAPI_LINUX_MEMMGR_H */
