@@ -29,7 +29,7 @@ HOSTCFLAGS := -O2 -g -Wall -Werror -Iuapi -Imodule -I$(KSFT_DIR) \
 # check and demo install what is missing first, then build in a fresh make
 # that sees what was installed.
 .PHONY: all deps module module-debug userspace selftests unit lint check \
-	demo clean print-stock-image ksrc
+	demo clean print-stock-image ksrc install
 
 all: module userspace selftests
 
@@ -59,27 +59,28 @@ module:
 module-debug:
 	$(call ko_tree,$(BUILD)/ko-debug)
 	$(MAKE) -C $$(selftests/debug-kernel.sh) M=$(BUILD)/ko-debug modules
+	$(call test_modules,debug,$$(selftests/debug-kernel.sh))
+
+# The test modules (selftests/modules) for one kernel: $(1) stock or debug,
+# $(2) its build tree.  They link against that kernel's memmgr.ko.
+define test_modules
+	mkdir -p $(BUILD)/ko-selftests-$(1)
+	cp -asf $(TOP)/selftests/modules/* $(BUILD)/ko-selftests-$(1)/
+	$(MAKE) -C $(2) M=$(BUILD)/ko-selftests-$(1) MEMMGR_TOP=$(TOP) \
+		KBUILD_EXTRA_SYMBOLS=$(BUILD)/ko-$(1)/Module.symvers modules
+endef
 
 print-stock-image:
 	@ls /boot/vmlinuz-$(KREL)
 
-USER_CFLAGS := -O2 -g -Wall -Wextra -Werror -Iuapi -pthread
+userspace:
+	$(MAKE) -C userspace BUILD=$(BUILD) TOP=$(TOP)
 
-userspace: $(BUILD)/userspace/bin/memmgr-demo
-
-$(BUILD)/userspace/bin/memmgr-demo: userspace/memmgr_demo.c uapi/linux/memmgr.h
-	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static -o $@ $<
-
-selftests: ksrc module
+selftests: ksrc module userspace
 	mkdir -p $(BUILD)/selftests
 	$(MAKE) -C selftests OUTPUT=$(BUILD)/selftests KSFT_DIR=$(KSFT_DIR) TOP=$(TOP)
-	install -m 0755 selftests/memmgr_load_test.sh $(BUILD)/selftests/
-	rm -rf $(BUILD)/ko-selftests
-	mkdir -p $(BUILD)/ko-selftests
-	cp -as $(TOP)/selftests/modules/* $(BUILD)/ko-selftests/
-	$(MAKE) -C $(KDIR) M=$(BUILD)/ko-selftests modules
-	cp $(BUILD)/ko-selftests/*.ko $(BUILD)/selftests/
+	install -m 0755 selftests/memmgr*_test.sh $(BUILD)/selftests/
+	$(call test_modules,stock,$(KDIR))
 
 # Host unit tests: the policy arithmetic, compiled without the kernel.
 $(BUILD)/unit/policy_test: ksrc selftests/unit/policy_test.c module/memmgr_policy.c module/memmgr_policy.h uapi/linux/memmgr.h
@@ -99,6 +100,9 @@ check: deps
 demo: deps
 	$(MAKE) all
 	selftests/vm.sh --params "total=1G" --mem 1536 --timeout 180 -- memmgr-demo
+
+install: userspace
+	$(MAKE) -C userspace BUILD=$(BUILD) TOP=$(TOP) install
 
 clean:
 	rm -rf $(BUILD)/ko-stock $(BUILD)/ko-debug $(BUILD)/ko-lint \

@@ -4,9 +4,11 @@
  *
  * Locking order (outermost first); no path takes them the other way:
  *
+ *   memmgr_dev.files_lock   mutex: the list of open files
+ *     memmgr_dev.lock       spinlock: accounting, holds, buffer states
  *   mmap_lock (core mm: mmap() and page faults)
  *     memmgr_file.lock      mutex: one open file's tables
- *       memmgr_dev.lock     spinlock: accounting, holds, buffer states
+ *       memmgr_dev.lock     spinlock
  *   mmap_lock
  *     memmgr_buf.map_lock   mutex: faults against revocation
  *       i_mmap_rwsem        (inside unmap_mapping_range())
@@ -25,6 +27,7 @@
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
+#include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 
@@ -59,8 +62,13 @@ struct memmgr_counters {
  * @nr_waiters:	requests held right now
  * @evictable:	live storage buffers with no pin, in no order
  * @nr_evictable: entries used in @evictable
+ * @lru:	the same buffers, least recently used first
  * @next_pgoff:	the next free mmap offset, in pages; offsets are never reused
  * @buddy:	the reserve
+ * @files_lock:	protects @files
+ * @files:	every open file and in-kernel client, for debugfs
+ * @stats_kobj:	/sys/module/memmgr/stats
+ * @debugfs:	/sys/kernel/debug/memmgr
  */
 struct memmgr_dev {
 	struct miscdevice misc;
@@ -71,26 +79,45 @@ struct memmgr_dev {
 	u32 nr_waiters;
 	struct memmgr_buffer **evictable;
 	unsigned long nr_evictable;
+	struct list_head lru;
 	atomic64_t next_pgoff;
 	struct memmgr_buddy buddy;
+	struct mutex files_lock;	/* see above */
+	struct list_head files;
+	struct kobject *stats_kobj;
+	struct dentry *debugfs;
 };
 
 /**
  * struct memmgr_file - one open file of /dev/memmgr
  * @mm:		the device
- * @filp:	the file; its mapping is where this file's buffers are mapped
+ * @filp:	the file; its mapping is where this file's buffers are mapped.
+ *		NULL for an in-kernel client, which has no mappings
+ * @node:	in memmgr_dev.files
+ * @pid:	the process that opened it (thread group id)
+ * @comm:	its command name
  * @lock:	protects @offsets' contents and @tags
  * @offsets:	mmap offset range (in pages) -> struct memmgr_buffer
  * @tags:	buffers ordered by (pool, tag, offset)
  * @used:	pages per pool; protected by memmgr_dev.lock
+ * @evicted:	eviction notices: evicted buffers not yet reported, oldest
+ *		first; protected by memmgr_dev.lock
+ * @nr_evicted:	entries on @evicted; protected by memmgr_dev.lock
+ * @poll_wait:	poll() waits here for eviction notices
  */
 struct memmgr_file {
 	struct memmgr_dev *mm;
 	struct file *filp;
+	struct list_head node;
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
 	struct mutex lock;		/* see above */
 	struct maple_tree offsets;
 	struct rb_root tags;
 	u64 used[MEMMGR_NR_POOLS];
+	struct list_head evicted;
+	u64 nr_evicted;
+	wait_queue_head_t poll_wait;
 };
 
 enum memmgr_buf_state {
@@ -113,6 +140,10 @@ enum memmgr_buf_state {
  * @pins:	pin count; protected by memmgr_dev.lock
  * @evict_idx:	index in memmgr_dev.evictable, or -1; protected by
  *		memmgr_dev.lock
+ * @lru_node:	in memmgr_dev.lru while evictable; protected by
+ *		memmgr_dev.lock
+ * @notice_node: in its file's eviction notices; protected by
+ *		memmgr_dev.lock
  * @blocks:	buddy blocks, chained through their head page's lru; owned
  *		by whoever moved the buffer out of LIVE
  * @map_lock:	held by the fault handler while it maps pages, and around
@@ -132,6 +163,8 @@ struct memmgr_buffer {
 	u32 state;
 	u32 pins;
 	long evict_idx;
+	struct list_head lru_node;
+	struct list_head notice_node;
 	struct list_head blocks;
 	struct mutex map_lock;		/* see above */
 	struct rb_node tag_node;
@@ -141,9 +174,11 @@ struct memmgr_buffer {
 };
 
 extern const struct file_operations memmgr_fops;
+extern struct memmgr_dev *memmgr_instance;
+extern bool memmgr_evict_lru;		/* evict_policy=lru */
 
 /* memmgr_pool.c: grant, hold or decline; eviction choices; wakeups */
-int memmgr_request(struct memmgr_file *f, u32 pool, u64 pages,
+int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		   s64 timeout_ms, bool nonblock, struct list_head *victims);
 void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
 void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 pages);
@@ -154,6 +189,9 @@ void memmgr_evictable_add_locked(struct memmgr_dev *mm,
 void memmgr_evictable_del_locked(struct memmgr_dev *mm,
 				 struct memmgr_buffer *buf);
 void memmgr_wake_locked(struct memmgr_dev *mm);
+void memmgr_touch_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
+int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
+		       u64 *pending);
 void memmgr_victims_reclaim(struct memmgr_dev *mm, struct list_head *victims);
 
 /* memmgr_map.c: mmap, faults, revocation */
@@ -171,9 +209,19 @@ int memmgr_buf_free(struct memmgr_file *f, u64 handle);
 int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin);
 int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req);
 int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req);
+struct page *memmgr_buf_page(struct memmgr_file *f, u64 handle, u64 index);
 void memmgr_file_free_all(struct memmgr_file *f);
 
-/* memmgr_stats.c */
+/* memmgr_dev.c */
+void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
+		      struct file *filp);
+void memmgr_file_exit(struct memmgr_file *f);
+
+/* memmgr_stats.c: MEMMGR_IOC_STATS, sysfs and debugfs */
 void memmgr_stats_fill(struct memmgr_file *f, struct memmgr_stats *st);
+int memmgr_sysfs_init(struct memmgr_dev *mm);
+void memmgr_sysfs_exit(struct memmgr_dev *mm);
+void memmgr_debugfs_init(struct memmgr_dev *mm);
+void memmgr_debugfs_exit(struct memmgr_dev *mm);
 
 #endif /* _MEMMGR_H */

@@ -10,6 +10,7 @@
 #include <linux/slab.h>
 
 #include "memmgr.h"
+#include "memmgr_trace.h"
 
 /*
  * mmap offsets are handed out once and never reused; the last page offset
@@ -46,6 +47,8 @@ buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 	buf->state = MEMMGR_BUF_NEW;
 	buf->evict_idx = -1;
 	INIT_LIST_HEAD(&buf->blocks);
+	INIT_LIST_HEAD(&buf->lru_node);
+	INIT_LIST_HEAD(&buf->notice_node);
 	mutex_init(&buf->map_lock);
 	RB_CLEAR_NODE(&buf->tag_node);
 	return buf;
@@ -171,8 +174,9 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 
 /*
  * Free a buffer already out of its file's tables, and drop the tables'
- * reference.  If it was LIVE, its mappings are revoked (@revoke) and its
- * pages go back; an evicted buffer's pages are its evictor's.
+ * reference.  Its mappings are revoked (@revoke) before this returns, also
+ * when an evictor has taken the buffer and not yet revoked them.  If it was
+ * LIVE its pages go back; an evicted buffer's pages are its evictor's.
  * Return: the pages given back.
  */
 static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
@@ -186,12 +190,17 @@ static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
 		memmgr_uncharge_locked(mm, buf);
 		pages = buf->nr_pages;
 	}
-	spin_unlock(&mm->lock);
-	if (pages) {
-		if (revoke)
-			memmgr_buf_revoke(buf, f->filp);
-		memmgr_buddy_free(&mm->buddy, &buf->blocks);
+	if (!list_empty(&buf->notice_node)) {
+		/* Freeing a stale entry takes its notice with it. */
+		list_del_init(&buf->notice_node);
+		f->nr_evicted--;
 	}
+	spin_unlock(&mm->lock);
+	trace_memmgr_free(buf->pool, buf->tag, pages << PAGE_SHIFT, 0);
+	if (revoke && f->filp)
+		memmgr_buf_revoke(buf, f->filp);
+	if (pages)
+		memmgr_buddy_free(&mm->buddy, &buf->blocks);
 	memmgr_buf_put(buf);
 	return pages;
 }
@@ -263,8 +272,8 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 	if (!buf)
 		return -ENOMEM;
 
-	ret = memmgr_request(f, req->pool, pages, req->timeout_ms, nonblock,
-			     &victims);
+	ret = memmgr_request(f, req->pool, req->tag, pages, req->timeout_ms,
+			     nonblock, &victims);
 	if (ret)
 		goto out_put;
 	memmgr_victims_reclaim(mm, &victims);
@@ -380,6 +389,8 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 	spin_lock(&mm->lock);
 	if (buf->state != MEMMGR_BUF_LIVE)
 		ret = -ESTALE;
+	else
+		memmgr_touch_locked(mm, buf);
 	spin_unlock(&mm->lock);
 	req->handle = buf->pgoff + 1;
 	req->offset = buf->pgoff << PAGE_SHIFT;
@@ -416,6 +427,38 @@ int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
 	}
 	req->freed = pages << PAGE_SHIFT;
 	return 0;
+}
+
+/**
+ * memmgr_buf_page() - one page of a live buffer, for in-kernel clients
+ * @f:		the client
+ * @handle:	one of its buffers
+ * @index:	a page index in it
+ *
+ * Return: the page, or NULL.
+ */
+struct page *memmgr_buf_page(struct memmgr_file *f, u64 handle, u64 index)
+{
+	struct memmgr_buffer *buf;
+	struct page *head, *page = NULL;
+
+	mutex_lock(&f->lock);
+	buf = find_locked(f, handle);
+	if (!buf || index >= buf->nr_pages ||
+	    READ_ONCE(buf->state) != MEMMGR_BUF_LIVE)
+		goto out_unlock;
+	list_for_each_entry(head, &buf->blocks, lru) {
+		u64 n = 1ULL << memmgr_block_order(head);
+
+		if (index < n) {
+			page = head + index;
+			break;
+		}
+		index -= n;
+	}
+out_unlock:
+	mutex_unlock(&f->lock);
+	return page;
 }
 
 /**

@@ -8,6 +8,7 @@
 
 #include <linux/compat.h>
 #include <linux/fs.h>
+#include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -93,6 +94,39 @@ static long ioctl_release(struct file *filp, void __user *uarg)
 	return 0;
 }
 
+/* At most this many notices per call: the kernel buffer is one page. */
+#define MEMMGR_EVICTED_MAX	(PAGE_SIZE / sizeof(u64))
+
+static long ioctl_evicted(struct file *filp, void __user *uarg)
+{
+	struct memmgr_evicted req;
+	void __user *utags;
+	u64 *tags;
+	u32 count;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !all_zero(req.reserved, ARRAY_SIZE(req.reserved)))
+		return -EINVAL;
+	utags = u64_to_user_ptr(req.tags);
+	count = min_t(u32, req.count, MEMMGR_EVICTED_MAX);
+	/* Fail on an unwritable array before any notice is taken. */
+	if (count && clear_user(utags, count * sizeof(u64)))
+		return -EFAULT;
+	tags = kmalloc_array(max_t(u32, count, 1), sizeof(*tags), GFP_KERNEL);
+	if (!tags)
+		return -ENOMEM;
+	req.count = memmgr_evicted_pop(filp->private_data, tags, count,
+				       &req.pending);
+	if (copy_to_user(utags, tags, req.count * sizeof(u64)) ||
+	    copy_to_user(uarg, &req, sizeof(req))) {
+		kfree(tags);
+		return -EFAULT;
+	}
+	kfree(tags);
+	return 0;
+}
+
 static long ioctl_stats(struct file *filp, void __user *uarg)
 {
 	struct memmgr_stats st;
@@ -122,9 +156,63 @@ static long memmgr_ioctl(struct file *filp, unsigned int cmd,
 		return ioctl_release(filp, uarg);
 	case MEMMGR_IOC_STATS:
 		return ioctl_stats(filp, uarg);
+	case MEMMGR_IOC_EVICTED:
+		return ioctl_evicted(filp, uarg);
 	default:
 		return -ENOTTY;
 	}
+}
+
+/**
+ * memmgr_file_init() - set up a client and list it
+ * @mm:		the device
+ * @f:		zeroed
+ * @filp:	its file, or NULL for an in-kernel client
+ */
+void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
+		      struct file *filp)
+{
+	f->mm = mm;
+	f->filp = filp;
+	f->pid = task_tgid_vnr(current);
+	get_task_comm(f->comm, current);
+	mutex_init(&f->lock);
+	mt_init(&f->offsets);
+	f->tags = RB_ROOT;
+	INIT_LIST_HEAD(&f->evicted);
+	init_waitqueue_head(&f->poll_wait);
+	mutex_lock(&mm->files_lock);
+	list_add_tail(&f->node, &mm->files);
+	mutex_unlock(&mm->files_lock);
+}
+
+/**
+ * memmgr_file_exit() - free all of a client's memory and unlist it
+ * @f: the client; nothing else uses it any more
+ */
+void memmgr_file_exit(struct memmgr_file *f)
+{
+	struct memmgr_dev *mm = f->mm;
+
+	memmgr_file_free_all(f);
+	mutex_lock(&mm->files_lock);
+	list_del(&f->node);
+	mutex_unlock(&mm->files_lock);
+	mutex_destroy(&f->lock);
+}
+
+/* POLLPRI while eviction notices are queued. */
+static __poll_t memmgr_poll(struct file *filp, poll_table *wait)
+{
+	struct memmgr_file *f = filp->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(filp, &f->poll_wait, wait);
+	spin_lock(&f->mm->lock);
+	if (f->nr_evicted)
+		mask |= EPOLLPRI;
+	spin_unlock(&f->mm->lock);
+	return mask;
 }
 
 static int memmgr_open(struct inode *inode, struct file *filp)
@@ -135,11 +223,7 @@ static int memmgr_open(struct inode *inode, struct file *filp)
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f)
 		return -ENOMEM;
-	f->mm = container_of(misc, struct memmgr_dev, misc);
-	f->filp = filp;
-	mutex_init(&f->lock);
-	mt_init(&f->offsets);
-	f->tags = RB_ROOT;
+	memmgr_file_init(container_of(misc, struct memmgr_dev, misc), f, filp);
 	filp->private_data = f;
 	return 0;
 }
@@ -148,8 +232,7 @@ static int memmgr_release(struct inode *inode, struct file *filp)
 {
 	struct memmgr_file *f = filp->private_data;
 
-	memmgr_file_free_all(f);
-	mutex_destroy(&f->lock);
+	memmgr_file_exit(f);
 	kfree(f);
 	return 0;
 }
@@ -161,5 +244,6 @@ const struct file_operations memmgr_fops = {
 	.unlocked_ioctl = memmgr_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = memmgr_mmap,
+	.poll = memmgr_poll,
 	.llseek = noop_llseek,
 };

@@ -35,21 +35,92 @@ module_param_cb(total, &total_ops, &total, 0444);
 MODULE_PARM_DESC(total,
 		 "Bytes to reserve at load, memparse syntax (256M, 1G); rounded down to pages. Default 0: a quarter of RAM. Reads back what was reserved.");
 
+/* evict_policy: which unpinned storage buffer goes first. */
+bool memmgr_evict_lru;
+
+static int evict_policy_set(const char *val, const struct kernel_param *kp)
+{
+	if (sysfs_streq(val, "random"))
+		WRITE_ONCE(memmgr_evict_lru, false);
+	else if (sysfs_streq(val, "lru"))
+		WRITE_ONCE(memmgr_evict_lru, true);
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int evict_policy_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n",
+			  READ_ONCE(memmgr_evict_lru) ? "lru" : "random");
+}
+
+static const struct kernel_param_ops evict_policy_ops = {
+	.set = evict_policy_set,
+	.get = evict_policy_get,
+};
+module_param_cb(evict_policy, &evict_policy_ops, NULL, 0644);
+MODULE_PARM_DESC(evict_policy,
+		 "Which unpinned storage buffer is evicted first: random (default) or lru (least recently allocated, pinned, unpinned or looked up). Writable at runtime; later evictions follow it.");
+
+/* mode: split (the base rules) or unified (Spark's); see memmgr_policy.c. */
+static bool unified;
+
+static int mode_set(const char *val, const struct kernel_param *kp)
+{
+	struct memmgr_dev *mm = memmgr_instance;
+	bool u;
+
+	if (sysfs_streq(val, "split"))
+		u = false;
+	else if (sysfs_streq(val, "unified"))
+		u = true;
+	else
+		return -EINVAL;
+	WRITE_ONCE(unified, u);
+	if (mm) {
+		/* Later requests follow the new rules; holds may fit now. */
+		spin_lock(&mm->lock);
+		mm->policy.unified = u;
+		memmgr_wake_locked(mm);
+		spin_unlock(&mm->lock);
+	}
+	return 0;
+}
+
+static int mode_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n", READ_ONCE(unified) ? "unified" : "split");
+}
+
+static const struct kernel_param_ops mode_ops = {
+	.set = mode_set,
+	.get = mode_get,
+};
+module_param_cb(mode, &mode_ops, NULL, 0644);
+MODULE_PARM_DESC(mode,
+		 "split (default: storage within its quota, execution borrows only free storage memory) or unified (Spark's rules: storage borrows free execution memory, execution evicts storage above its quota). Writable at runtime, for later requests.");
+
 static unsigned int storage_pct = 50;
 module_param(storage_pct, uint, 0444);
 MODULE_PARM_DESC(storage_pct,
 		 "The storage pool's share of total, in percent (0-100, default 50); execution gets the rest.");
 
-static struct memmgr_dev *memmgr;
+/* The one instance, for the in-kernel API and sysfs. */
+struct memmgr_dev *memmgr_instance;
 
 static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
 {
 	unsigned int pool;
 
 	spin_lock_init(&mm->lock);
+	mutex_init(&mm->files_lock);
+	INIT_LIST_HEAD(&mm->files);
 	memmgr_policy_init(&mm->policy, pages, storage_pct);
+	mm->policy.unified = READ_ONCE(unified);
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++)
 		INIT_LIST_HEAD(&mm->waiters[pool]);
+	INIT_LIST_HEAD(&mm->lru);
 	atomic64_set(&mm->next_pgoff, 0);
 	/* Every storage buffer has a page at least. */
 	mm->evictable = kvcalloc(pages, sizeof(*mm->evictable), GFP_KERNEL);
@@ -100,18 +171,27 @@ static int __init memmgr_init(void)
 		pr_err("could not reserve %llu bytes: %d\n", total, ret);
 		goto out_destroy_cache;
 	}
-	ret = misc_register(&mm->misc);
+	ret = memmgr_sysfs_init(mm);
 	if (ret)
 		goto out_release_reserve;
+	memmgr_debugfs_init(mm);
+	ret = misc_register(&mm->misc);
+	if (ret)
+		goto out_remove_files;
 
 	total = pages << PAGE_SHIFT;
-	memmgr = mm;
+	kernel_param_lock(THIS_MODULE);
+	memmgr_instance = mm;
+	kernel_param_unlock(THIS_MODULE);
 	pr_info("reserved %llu KiB: storage %llu KiB, execution %llu KiB\n",
 		total >> 10, mm->policy.quota[MEMMGR_POOL_STORAGE] <<
 		(PAGE_SHIFT - 10), mm->policy.quota[MEMMGR_POOL_EXEC] <<
 		(PAGE_SHIFT - 10));
 	return 0;
 
+out_remove_files:
+	memmgr_debugfs_exit(mm);
+	memmgr_sysfs_exit(mm);
 out_release_reserve:
 	memmgr_buddy_release(&mm->buddy);
 out_destroy_cache:
@@ -125,9 +205,15 @@ out_free_dev:
 
 static void __exit memmgr_exit(void)
 {
-	struct memmgr_dev *mm = memmgr;
+	struct memmgr_dev *mm = memmgr_instance;
 
+	/* Parameter writes (mode=) see the device gone from here on. */
+	kernel_param_lock(THIS_MODULE);
+	memmgr_instance = NULL;
+	kernel_param_unlock(THIS_MODULE);
 	misc_deregister(&mm->misc);
+	memmgr_debugfs_exit(mm);
+	memmgr_sysfs_exit(mm);
 	memmgr_buddy_release(&mm->buddy);
 	memmgr_buf_cache_destroy();
 	kvfree(mm->evictable);

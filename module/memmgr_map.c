@@ -82,7 +82,9 @@ static const struct vm_operations_struct memmgr_vm_ops = {
 /**
  * memmgr_mmap() - map (part of) one live buffer of this file
  * @filp:	the file
- * @vma:	MAP_SHARED, not executable, inside one live buffer
+ * @vma:	MAP_SHARED, not executable, inside one live buffer.  A
+ *		read-only file's shared mapping has VM_MAYSHARE without
+ *		VM_SHARED: it is shared all the same.
  *
  * Return: 0, -EINVAL (private, or not inside one live buffer of this
  * file) or -EPERM (PROT_EXEC).
@@ -92,7 +94,7 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 	struct memmgr_file *f = filp->private_data;
 	struct memmgr_buffer *buf;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;

@@ -3,13 +3,21 @@
  * memmgr's policy arithmetic (see memmgr_policy.h and the design note).
  *
  * T = total, S = T * storage_pct / 100, E = T - S, F = T - used[storage] -
- * used[exec], all in pages:
+ * used[exec], all in pages.
+ *
+ * mode=split (the default):
  *  - execution may take any free page: it uses E first, then borrows free
  *    storage memory, and never takes a page storage is using;
  *  - storage fits when used[storage] + r <= S and r <= F, so it cannot use
  *    what execution borrowed until execution frees it;
  *  - a storage request that does not fit may evict unpinned storage
  *    buffers, but only if evicting all of them would make it fit.
+ *
+ * mode=unified (Spark's UnifiedMemoryManager, all-or-nothing):
+ *  - storage fits when r <= F: it may borrow free execution memory;
+ *  - execution may take any free page, and may evict unpinned storage
+ *    buffers while storage uses more than S, never taking storage below S;
+ *  - storage evicts only storage, never execution memory.
  */
 #include "memmgr_policy.h"
 
@@ -63,7 +71,30 @@ u64 memmgr_policy_borrowed(const struct memmgr_policy *p, unsigned int pool)
 /* The largest request a pool could ever grant: E2BIG above it. */
 u64 memmgr_policy_limit(const struct memmgr_policy *p, unsigned int pool)
 {
-	return pool == MEMMGR_POOL_EXEC ? p->total : p->quota[pool];
+	if (pool == MEMMGR_POOL_EXEC || p->unified)
+		return p->total;
+	return p->quota[pool];
+}
+
+/*
+ * How low eviction on behalf of @pool may take storage: execution (only in
+ * unified mode) never takes storage below S; storage evicts its own.
+ */
+u64 memmgr_policy_evict_floor(const struct memmgr_policy *p,
+			      unsigned int pool)
+{
+	return pool == MEMMGR_POOL_EXEC ? p->quota[MEMMGR_POOL_STORAGE] : 0;
+}
+
+/* Pages execution may take from storage by eviction (unified only). */
+static u64 exec_reclaimable(const struct memmgr_policy *p)
+{
+	u64 used = p->used[MEMMGR_POOL_STORAGE];
+	u64 floor = p->quota[MEMMGR_POOL_STORAGE];
+
+	if (!p->unified || used <= floor)
+		return 0;
+	return used - floor < p->evictable ? used - floor : p->evictable;
 }
 
 /**
@@ -86,12 +117,18 @@ enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 	if (pages > memmgr_policy_limit(p, pool))
 		return MEMMGR_TOO_BIG;
 
-	if (pool == MEMMGR_POOL_EXEC)
-		return pages <= free ? MEMMGR_GRANT : MEMMGR_WAIT;
-
-	over_quota = p->used[pool] + pages > p->quota[pool] ?
-		     p->used[pool] + pages - p->quota[pool] : 0;
 	over_free = pages > free ? pages - free : 0;
+	if (pool == MEMMGR_POOL_EXEC) {
+		if (!over_free)
+			return MEMMGR_GRANT;
+		if (over_free > exec_reclaimable(p))
+			return MEMMGR_WAIT;
+		*evict = over_free;
+		return MEMMGR_EVICT;
+	}
+
+	over_quota = !p->unified && p->used[pool] + pages > p->quota[pool] ?
+		     p->used[pool] + pages - p->quota[pool] : 0;
 	need = over_quota > over_free ? over_quota : over_free;
 	if (!need)
 		return MEMMGR_GRANT;

@@ -14,6 +14,10 @@
 
 #include <linux/memmgr.h>
 
+/*
+ * MEMMGR_EVICT leaves the choice of victims to the caller, which must not
+ * take storage below memmgr_policy_evict_floor() and may find it cannot.
+ */
 enum memmgr_verdict {
 	MEMMGR_GRANT,	/* fits now */
 	MEMMGR_EVICT,	/* fits once *evict pages of unpinned storage go */
@@ -27,12 +31,14 @@ enum memmgr_verdict {
  * @quota:	S and E, per pool; they add up to @total
  * @used:	pages granted now, per pool, borrowed pages included
  * @evictable:	pages of live storage buffers with no pin
+ * @unified:	mode=unified (Spark's rules) rather than split
  */
 struct memmgr_policy {
 	u64 total;
 	u64 quota[MEMMGR_NR_POOLS];
 	u64 used[MEMMGR_NR_POOLS];
 	u64 evictable;
+	bool unified;
 };
 
 void memmgr_policy_init(struct memmgr_policy *p, u64 total_pages,
@@ -41,6 +47,8 @@ bool memmgr_size_to_pages(u64 size, unsigned int page_shift, u64 *pages);
 u64 memmgr_policy_free(const struct memmgr_policy *p);
 u64 memmgr_policy_borrowed(const struct memmgr_policy *p, unsigned int pool);
 u64 memmgr_policy_limit(const struct memmgr_policy *p, unsigned int pool);
+u64 memmgr_policy_evict_floor(const struct memmgr_policy *p,
+			      unsigned int pool);
 enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 					unsigned int pool, u64 pages,
 					u64 *evict);

@@ -8,11 +8,13 @@
 
 #include <linux/file.h>
 #include <linux/jiffies.h>
+#include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 
 #include "memmgr.h"
+#include "memmgr_trace.h"
 
 /**
  * struct memmgr_waiter - a held request, on its task's stack
@@ -20,6 +22,7 @@
  * @task:	the task holding
  * @file:	the file it asks for
  * @pages:	its size
+ * @tag:	its page id or exec id, for tracing
  * @pool:	MEMMGR_POOL_*
  * @result:	1 while held, then 0 (granted) or a negative errno, set under
  *		memmgr_dev.lock by whoever takes it off the queue
@@ -30,6 +33,7 @@ struct memmgr_waiter {
 	struct task_struct *task;
 	struct memmgr_file *file;
 	u64 pages;
+	u64 tag;
 	u32 pool;
 	int result;
 	struct list_head *victims;
@@ -41,6 +45,7 @@ void memmgr_evictable_add_locked(struct memmgr_dev *mm,
 	lockdep_assert_held(&mm->lock);
 	buf->evict_idx = mm->nr_evictable;
 	mm->evictable[mm->nr_evictable++] = buf;
+	list_add_tail(&buf->lru_node, &mm->lru);
 	mm->policy.evictable += buf->nr_pages;
 }
 
@@ -54,7 +59,70 @@ void memmgr_evictable_del_locked(struct memmgr_dev *mm,
 	mm->evictable[buf->evict_idx] = last;
 	last->evict_idx = buf->evict_idx;
 	buf->evict_idx = -1;
+	list_del_init(&buf->lru_node);
 	mm->policy.evictable -= buf->nr_pages;
+}
+
+/**
+ * memmgr_touch_locked() - a storage buffer was used: last in LRU order
+ * @mm:		the device
+ * @buf:	the buffer; only an evictable one has an LRU position
+ */
+void memmgr_touch_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
+{
+	lockdep_assert_held(&mm->lock);
+	if (buf->evict_idx >= 0)
+		list_move_tail(&buf->lru_node, &mm->lru);
+}
+
+/* The next victim: the least recently used, or one at random. */
+static struct memmgr_buffer *victim_locked(struct memmgr_dev *mm)
+{
+	if (READ_ONCE(memmgr_evict_lru))
+		return list_first_entry(&mm->lru, struct memmgr_buffer,
+					lru_node);
+	return mm->evictable[get_random_u32_below(mm->nr_evictable)];
+}
+
+/* Queue an eviction notice for the buffer's owner and wake its poll(). */
+static void notify_locked(struct memmgr_buffer *buf)
+{
+	struct memmgr_file *f = buf->file;
+
+	if (!f->filp)
+		return;
+	list_add_tail(&buf->notice_node, &f->evicted);
+	f->nr_evicted++;
+	wake_up_interruptible_poll(&f->poll_wait, EPOLLPRI);
+}
+
+/**
+ * memmgr_evicted_pop() - MEMMGR_IOC_EVICTED: take the oldest notices
+ * @f:		the file
+ * @tags:	out: up to @count page ids
+ * @count:	room in @tags
+ * @pending:	out: notices left
+ *
+ * Return: the number of page ids written.
+ */
+int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
+		       u64 *pending)
+{
+	struct memmgr_dev *mm = f->mm;
+	struct memmgr_buffer *buf;
+	u32 n = 0;
+
+	spin_lock(&mm->lock);
+	while (n < count && !list_empty(&f->evicted)) {
+		buf = list_first_entry(&f->evicted, struct memmgr_buffer,
+				       notice_node);
+		list_del_init(&buf->notice_node);
+		f->nr_evicted--;
+		tags[n++] = buf->tag;
+	}
+	*pending = f->nr_evicted;
+	spin_unlock(&mm->lock);
+	return n;
 }
 
 /* Take a LIVE buffer's pages out of the accounting. */
@@ -70,44 +138,133 @@ static void uncharge_buf_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf
 	mm->stats[buf->pool].frees++;
 }
 
-/*
- * Evict unpinned storage buffers, chosen at random, until at least @need
- * pages are back.  The policy checked that enough are evictable.  Each
- * victim goes on @victims with a reference and, if its file is still open,
- * a reference to the file, for memmgr_victims_reclaim().
- */
-static void evict_locked(struct memmgr_dev *mm, u64 need,
-			 struct list_head *victims)
+/* Take one victim out of LIVE and onto @victims, for the caller to reclaim. */
+static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
+			     struct list_head *victims)
 {
-	while (need && !WARN_ON_ONCE(!mm->nr_evictable)) {
-		u32 idx = get_random_u32_below(mm->nr_evictable);
-		struct memmgr_buffer *buf = mm->evictable[idx];
-		struct file *filp = buf->file->filp;
+	struct file *filp = buf->file->filp;	/* NULL: in-kernel */
 
-		uncharge_buf_locked(mm, buf, MEMMGR_BUF_EVICTED);
-		mm->stats[MEMMGR_POOL_STORAGE].evictions++;
-		mm->stats[MEMMGR_POOL_STORAGE].evicted_pages += buf->nr_pages;
-		kref_get(&buf->ref);
-		buf->evict_filp = get_file_rcu(filp) ? filp : NULL;
-		list_add_tail(&buf->evict_node, victims);
-		need = need > buf->nr_pages ? need - buf->nr_pages : 0;
-	}
+	uncharge_buf_locked(mm, buf, MEMMGR_BUF_EVICTED);
+	notify_locked(buf);
+	mm->stats[MEMMGR_POOL_STORAGE].evictions++;
+	mm->stats[MEMMGR_POOL_STORAGE].evicted_pages += buf->nr_pages;
+	trace_memmgr_evict(MEMMGR_POOL_STORAGE, buf->tag,
+			   buf->nr_pages << PAGE_SHIFT, 0);
+	kref_get(&buf->ref);
+	buf->evict_filp = filp && get_file_rcu(filp) ? filp : NULL;
+	list_add_tail(&buf->evict_node, victims);
 }
 
-static void grant_locked(struct memmgr_dev *mm, struct memmgr_file *f,
-			 u32 pool, u64 pages, enum memmgr_verdict v, u64 evict,
+/*
+ * Choose victims that keep storage at or above @floor until @need pages
+ * are found: in LRU order, or in array order from a random start.  This
+ * walks the evictable buffers, so only execution's unified-mode eviction
+ * (the one with a floor) pays for it.  Return false, with nothing chosen,
+ * if they cannot be found.
+ */
+static bool select_above_floor_locked(struct memmgr_dev *mm, u64 need,
+				      u64 floor, struct list_head *picked)
+{
+	u64 used = mm->policy.used[MEMMGR_POOL_STORAGE];
+	u64 room = used > floor ? used - floor : 0, taken = 0;
+	unsigned long i, n = mm->nr_evictable;
+	unsigned long start = n ? get_random_u32_below(n) : 0;
+	struct memmgr_buffer *buf, *next;
+
+	if (READ_ONCE(memmgr_evict_lru)) {
+		list_for_each_entry(buf, &mm->lru, lru_node) {
+			if (taken >= need)
+				break;
+			if (buf->nr_pages > room - taken)
+				continue;
+			list_add_tail(&buf->evict_node, picked);
+			taken += buf->nr_pages;
+		}
+	} else {
+		for (i = 0; i < n && taken < need; i++) {
+			buf = mm->evictable[(start + i) % n];
+			if (buf->nr_pages > room - taken)
+				continue;
+			list_add_tail(&buf->evict_node, picked);
+			taken += buf->nr_pages;
+		}
+	}
+	if (taken >= need)
+		return true;
+	list_for_each_entry_safe(buf, next, picked, evict_node)
+		list_del_init(&buf->evict_node);
+	return false;
+}
+
+/*
+ * Evict unpinned storage buffers until at least @need pages are back,
+ * without taking storage below @floor.  With no floor, each victim is the
+ * least recently used or one at random (evict_policy); the policy checked
+ * that enough are evictable.  Each victim goes on @victims with a
+ * reference and, if its file is still open, a reference to the file, for
+ * memmgr_victims_reclaim().  Return false, evicting nothing, when the
+ * floor leaves too few.
+ */
+static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor,
 			 struct list_head *victims)
 {
-	struct memmgr_counters *st = &mm->stats[pool];
+	struct memmgr_buffer *buf, *next;
+	LIST_HEAD(picked);
 
 	lockdep_assert_held(&mm->lock);
-	if (v == MEMMGR_EVICT)
-		evict_locked(mm, evict, victims);
+	if (floor) {
+		if (!select_above_floor_locked(mm, need, floor, &picked))
+			return false;
+		list_for_each_entry_safe(buf, next, &picked, evict_node) {
+			list_del(&buf->evict_node);
+			evict_one_locked(mm, buf, victims);
+		}
+		return true;
+	}
+	while (need && !WARN_ON_ONCE(!mm->nr_evictable)) {
+		buf = victim_locked(mm);
+		need = need > buf->nr_pages ? need - buf->nr_pages : 0;
+		evict_one_locked(mm, buf, victims);
+	}
+	return true;
+}
+
+/* Bytes of a request for tracing: sizes that overflowed read as U64_MAX. */
+static u64 req_bytes(u64 pages)
+{
+	return pages > (U64_MAX >> PAGE_SHIFT) ? U64_MAX : pages << PAGE_SHIFT;
+}
+
+/*
+ * Grant a request if it fits now, evicting for it if the rules allow.
+ * Return the verdict that applied: GRANT or EVICT (charged), WAIT or
+ * TOO_BIG (nothing done).
+ */
+static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
+					    struct memmgr_file *f, u32 pool,
+					    u64 tag, u64 pages,
+					    struct list_head *victims)
+{
+	struct memmgr_counters *st = &mm->stats[pool];
+	enum memmgr_verdict v;
+	u64 evict = 0;
+
+	lockdep_assert_held(&mm->lock);
+	v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
+	if (v == MEMMGR_EVICT &&
+	    !evict_locked(mm, evict,
+			  memmgr_policy_evict_floor(&mm->policy, pool),
+			  victims))
+		v = MEMMGR_WAIT;
+	if (v != MEMMGR_GRANT && v != MEMMGR_EVICT)
+		return v;
+	trace_memmgr_alloc(pool, tag, req_bytes(pages), 0);
 	memmgr_policy_charge(&mm->policy, pool, pages);
 	f->used[pool] += pages;
 	st->allocs++;
 	if (mm->policy.used[pool] > st->peak)
 		st->peak = mm->policy.used[pool];
+	return v;
 }
 
 /**
@@ -127,23 +284,26 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 		while (!list_empty(&mm->waiters[pool])) {
 			struct memmgr_waiter *w;
 			enum memmgr_verdict v;
-			u64 evict = 0;
 
 			w = list_first_entry(&mm->waiters[pool],
 					     struct memmgr_waiter, node);
-			v = memmgr_policy_check(&mm->policy, pool, w->pages,
-						&evict);
+			v = try_grant_locked(mm, w->file, pool, w->tag,
+					     w->pages, w->victims);
 			if (v == MEMMGR_WAIT)
 				break;
 			list_del(&w->node);
 			mm->nr_waiters--;
 			if (v == MEMMGR_TOO_BIG) {
+				/* The mode changed under it. */
 				mm->stats[pool].declined++;
 				w->result = -E2BIG;
+				trace_memmgr_decline(pool, w->tag,
+						     req_bytes(w->pages),
+						     w->result);
 			} else {
-				grant_locked(mm, w->file, pool, w->pages, v,
-					     evict, w->victims);
 				w->result = 0;
+				trace_memmgr_wake(pool, w->tag,
+						  req_bytes(w->pages), 0);
 			}
 			wake_up_process(w->task);
 		}
@@ -185,6 +345,7 @@ static int wait_for_grant(struct memmgr_waiter *w, s64 timeout_ms)
  * memmgr_request() - charge a request to its pool, holding it if need be
  * @f:		the file asking
  * @pool:	MEMMGR_POOL_*
+ * @tag:	its page id or exec id
  * @pages:	its size, > 0
  * @timeout_ms:	0, a positive number of milliseconds, or
  *		MEMMGR_WAIT_FOREVER
@@ -195,30 +356,35 @@ static int wait_for_grant(struct memmgr_waiter *w, s64 timeout_ms)
  * Context: process context, may sleep.  Takes memmgr_dev.lock.
  * Return: 0 when charged, -E2BIG, -EAGAIN, -ETIMEDOUT or -EINTR.
  */
-int memmgr_request(struct memmgr_file *f, u32 pool, u64 pages,
+int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		   s64 timeout_ms, bool nonblock, struct list_head *victims)
 {
 	struct memmgr_dev *mm = f->mm;
 	struct memmgr_waiter w = {
-		.task = current, .file = f, .pages = pages, .pool = pool,
-		.result = 1, .victims = victims,
+		.task = current, .file = f, .pages = pages, .tag = tag,
+		.pool = pool, .result = 1, .victims = victims,
 	};
 	enum memmgr_verdict v;
 	u64 evict = 0;
 	int ret;
 
 	spin_lock(&mm->lock);
-	v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
+	if (list_empty(&mm->waiters[pool])) {
+		v = try_grant_locked(mm, f, pool, tag, pages, victims);
+		if (v == MEMMGR_GRANT || v == MEMMGR_EVICT) {
+			/* Evicting more than needed may let others in. */
+			if (v == MEMMGR_EVICT)
+				memmgr_wake_locked(mm);
+			spin_unlock(&mm->lock);
+			return 0;
+		}
+	} else {
+		/* Older holds of this pool go first: it can only queue. */
+		v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
+	}
 	if (v == MEMMGR_TOO_BIG) {
 		ret = -E2BIG;
 		goto out_decline;
-	}
-	if (v != MEMMGR_WAIT && list_empty(&mm->waiters[pool])) {
-		grant_locked(mm, f, pool, pages, v, evict, victims);
-		if (v == MEMMGR_EVICT)
-			memmgr_wake_locked(mm);
-		spin_unlock(&mm->lock);
-		return 0;
 	}
 	if (!timeout_ms || nonblock) {
 		ret = -EAGAIN;
@@ -227,6 +393,7 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 pages,
 	list_add_tail(&w.node, &mm->waiters[pool]);
 	mm->nr_waiters++;
 	mm->stats[pool].held++;
+	trace_memmgr_hold(pool, tag, req_bytes(pages), 0);
 	spin_unlock(&mm->lock);
 
 	ret = wait_for_grant(&w, timeout_ms);
@@ -243,6 +410,7 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 pages,
 	memmgr_wake_locked(mm);
 out_decline:
 	mm->stats[pool].declined++;
+	trace_memmgr_decline(pool, tag, req_bytes(pages), ret);
 	spin_unlock(&mm->lock);
 	return ret;
 }

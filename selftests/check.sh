@@ -3,10 +3,11 @@
 #
 # make check: every test, in order, then one summary line.
 #   1. host unit tests (the policy arithmetic, no kernel)
-#   2. the lint gate (W=1, sparse, checkpatch --strict)
+#   2. the lint gate (W=1, sparse, checkpatch --strict), and a DKMS build
 #   3. the VM runner's own tests
 #   4. the kselftests in a VM on Debian's stock kernel
-#   5. the same on the debug kernel (KASAN, lockdep, kmemleak, ...)
+#   5. the same on the debug kernel (KASAN, lockdep, kmemleak, ...), plus
+#      the KUnit suites, fault injection and the stress run
 # Counts come from each TAP run's '# Totals:' line; a run whose VM reported
 # a kernel problem, or that printed no totals, counts as a failure.
 # Usage: selftests/check.sh KDIR (the top-level Makefile passes it).
@@ -35,22 +36,23 @@ single() {
 	fi
 }
 
-# A TAP run: add up its totals.
+# A TAP run of $2 programs: add up their totals.
 tap() {
-	local name=$1 rc totals p f s
-	shift
+	local name=$1 want=$2 rc totals p f s
+	shift 2
 	"$@" >"$logs/$name.log" 2>&1
 	rc=$?
-	totals=$(grep -a '^# Totals:' "$logs/$name.log" | tail -n 1)
-	if [ -z "$totals" ]; then
+	# One run may hold several programs: add up every totals line.
+	totals=$(grep -a '^# Totals:' "$logs/$name.log")
+	if [ "$(wc -l <<<"$totals")" -lt "$want" ] || [ -z "$totals" ]; then
 		fail=$((fail + 1))
-		echo "FAIL  $name: no test totals (exit $rc, log: build/check/$name.log)"
+		echo "FAIL  $name: $(grep -c . <<<"$totals") of $want programs reported totals (exit $rc, log: build/check/$name.log)"
 		tail -n 40 "$logs/$name.log"
 		return
 	fi
-	p=$(sed 's/.*Totals: pass:\([0-9]*\) .*/\1/' <<<"$totals")
-	f=$(sed 's/.* fail:\([0-9]*\) .*/\1/' <<<"$totals")
-	s=$(sed 's/.* skip:\([0-9]*\) .*/\1/' <<<"$totals")
+	p=$(sed 's/.*Totals: pass:\([0-9]*\) .*/\1/' <<<"$totals" | paste -sd+ | bc)
+	f=$(sed 's/.* fail:\([0-9]*\) .*/\1/' <<<"$totals" | paste -sd+ | bc)
+	s=$(sed 's/.* skip:\([0-9]*\) .*/\1/' <<<"$totals" | paste -sd+ | bc)
 	pass=$((pass + p))
 	fail=$((fail + f))
 	skip=$((skip + s))
@@ -78,8 +80,24 @@ expect_failure() {
 	! "$@"
 }
 
-tap unit "$top/build/unit/policy_test"
+# Run several programs in one guest, each in turn; fail if any failed.
+all_of() {
+	local cmd="r=0;"
+
+	for t in "$@"; do
+		cmd+=" $t || r=1;"
+	done
+	echo "$cmd exit \$r"
+}
+
+# The programs that run with memmgr loaded (total=64M), on both kernels.
+# memmgrctl_test.sh reloads the module: it runs last.
+loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
+	memmgr_mode_test memmgr_iface_test.sh libmemmgr_test memmgrctl_test.sh)
+
+tap unit 1 "$top/build/unit/policy_test"
 single lint "$top/selftests/lint.sh" "$kdir"
+single dkms "$top/selftests/dkms_test.sh" "$kdir"
 
 single vm-true expect_status 0 "$vm" -- true
 single vm-false expect_status 1 "$vm" -- false
@@ -87,11 +105,20 @@ single vm-warn-fails expect_failure "$vm" --no-load -- \
 	insmod /lib/modules/memmgr_warn.ko
 
 for kernel in stock debug; do
-	tap "$kernel-memmgr_test" "$vm" --kernel "$kernel" \
-		--params "total=64M" -- memmgr_test
-	tap "$kernel-load_test" "$vm" --kernel "$kernel" --mem 512 \
-		--no-load --timeout 600 -- memmgr_load_test.sh
+	tap "$kernel-loaded" ${#loaded_tests[@]} "$vm" --kernel "$kernel" \
+		--params "total=64M" --timeout 900 -- \
+		sh -c "$(all_of "${loaded_tests[@]}")"
+	tap "$kernel-load_test" 1 "$vm" --kernel "$kernel" --mem 512 \
+		--no-load --timeout 900 -- memmgr_load_test.sh
 done
+# The stress run: 20 s on the stock kernel, 60 s on the debug kernel.
+tap stock-stress 1 "$vm" --params "total=64M" --timeout 600 -- \
+	memmgr_stress --seconds 20
+tap debug-stress 1 "$vm" --kernel debug --params "total=64M" --timeout 900 -- \
+	memmgr_stress --seconds 60
+tap debug-kunit 1 "$vm" --kernel debug --no-load -- memmgr_kunit_test.sh
+tap debug-faults 1 "$vm" --kernel debug --no-load --faults --timeout 900 -- \
+	memmgr_fault_test.sh
 
 summary="$pass passed, $fail failed"
 [ "$skip" -eq 0 ] || summary="$summary, $skip skipped"

@@ -4,7 +4,8 @@
 # Loading and unloading memmgr.ko, in the VM with the module not loaded
 # (vm.sh --no-load): a reserve larger than RAM fails cleanly, bad
 # parameters are refused, the reserve is taken at load and every page comes
-# back at unload.  TAP output, with the kselftest totals line.
+# back at unload, also over 50 load/unload cycles.  TAP output, with the
+# kselftest totals line.
 ko=/lib/modules/memmgr.ko
 n=0
 pass=0
@@ -45,7 +46,7 @@ abs() {
 }
 
 echo "TAP version 13"
-echo "1..8"
+echo "1..10"
 ram_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
 # Slack for what the kernel itself allocates meanwhile (page tables, slabs).
 tol_kb=8192
@@ -83,6 +84,24 @@ rmmod memmgr
 d=$(abs $(($(memfree_kb) - base)))
 [ "$d" -le "$tol_kb" ] && ! loaded
 check $? "rmmod gives every page back (MemFree within ${d} kB of before)"
+
+# Load and unload cycles, with memory taken and given back in between by
+# the sample in-kernel client (8 MiB of execution memory).
+cycles=50
+base=$(memfree_kb)
+bad=0
+i=0
+while [ $i -lt $cycles ]; do
+	insmod "$ko" total=16M &&
+		insmod /lib/modules/memmgr_client.ko pool=1 size=8388608 &&
+		[ "$(cat /sys/module/memmgr/stats/exec_used)" = 8388608 ] &&
+		rmmod memmgr_client && rmmod memmgr || bad=$((bad + 1))
+	i=$((i + 1))
+done
+check $bad "$cycles insmod/rmmod cycles with 8 MiB allocated and freed each time"
+d=$(abs $(($(memfree_kb) - base)))
+[ "$d" -le "$tol_kb" ] && ! loaded
+check $? "after $cycles cycles MemFree is back within ${d} kB of its baseline"
 
 echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
 [ "$fail" -eq 0 ]

@@ -5,7 +5,7 @@
 #
 #   selftests/vm.sh [--kernel stock|debug] [--mem MB] [--smp N]
 #                   [--params "total=256M ..."] [--no-load] [--timeout S]
-#                   [--add FILE]... -- COMMAND [ARGS...]
+#                   [--faults] [--add FILE]... -- COMMAND [ARGS...]
 #
 # Builds an initramfs (busybox-static, memmgr.ko, the selftests, the
 # userspace programs and every --add FILE, all on the guest's PATH), boots
@@ -14,6 +14,12 @@
 # when the kernel reported a BUG, WARNING, KASAN, lockdep, kmemleak or UBSAN
 # finding, an Oops or a call trace, when unloading memmgr failed, or when the
 # guest did not finish within the time limit.
+#
+# --faults is for fault-injection runs: allocation-failure stack dumps,
+# WARNINGs raised by other kernel code that an injected failure reached, and
+# 6.1's known slab-name leak in sysfs_slab_add() are expected there; BUG,
+# KASAN, UBSAN, lockdep, any other kmemleak report, an Oops and any WARNING
+# in memmgr still fail the run.
 #
 # Software emulation (TCG) is the default: KVM is opt-in with
 # MEMMGR_VM_ACCEL=kvm.
@@ -26,6 +32,7 @@ smp=2
 params=
 load=1
 timeout=300
+faults=0
 adds=()
 
 usage() {
@@ -41,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--params) params=$2; shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
 	--no-load) load=0; shift ;;
+	--faults) faults=1; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -78,9 +86,9 @@ cp "$ko" "$root/lib/modules/memmgr.ko"
 for f in "$top"/build/selftests/* "$top"/build/userspace/bin/*; do
 	[ -f "$f" ] && [ -x "$f" ] && cp "$f" "$root/usr/bin/"
 done
-for f in "$top"/build/selftests/*.ko; do
-	[ -f "$f" ] && cp "$f" "$root/lib/modules/"
-done
+# The other modules built for this kernel: KUnit suites, test modules.
+find "$top/build/ko-$kernel" "$top/build/ko-selftests-$kernel" -name '*.ko' \
+	! -path "$ko" -exec cp {} "$root/lib/modules/" \; 2>/dev/null
 for f in "${adds[@]}"; do
 	cp "$f" "$root/usr/bin/"
 done
@@ -154,7 +162,28 @@ if grep -aq '^@@memmgr-vm: \(insmod\|rmmod\) failed' "$out"; then
 	fail=1
 fi
 pattern='BUG:|WARNING:|KASAN|UBSAN|Oops|Call Trace|unreferenced object|possible recursive locking|circular locking|INFO: trying to register non-static key|kernel panic|Kernel panic'
-if grep -aEq "$pattern" "$console"; then
+# In --faults mode, also drop kmemleak reports of the name of a slab cache
+# whose sysfs directory could not be made: 6.1's sysfs_slab_add() leaks it
+# when an injected failure hits kobject_init_and_add() (a kernel bug, not
+# memmgr's: memmgr destroys its cache on that error path).
+drop_known_leaks() {
+	awk '/^unreferenced object/ { flush(); inblk = 1 }
+	     inblk && !/^ / && !/^unreferenced object/ { flush(); inblk = 0 }
+	     { if (inblk) { blk = blk $0 "\n"; if (/sysfs_slab_add/) known = 1 }
+	       else print }
+	     function flush() { if (blk != "" && !known) printf "%s", blk;
+				blk = ""; known = 0 }
+	     END { flush() }'
+}
+scan() {
+	if [ "$faults" = 1 ]; then
+		grep -av 'Call Trace' "$console" | drop_known_leaks |
+			grep -av 'WARNING: CPU: .* at kernel/\|WARNING: CPU: .* at mm/\|WARNING: CPU: .* at fs/\|WARNING: CPU: .* at lib/'
+	else
+		cat "$console"
+	fi
+}
+if scan | grep -aEq "$pattern"; then
 	echo "vm.sh: the guest kernel reported a problem; its log follows" >&2
 	cat "$console" >&2
 	fail=1

@@ -40,25 +40,13 @@ static struct memmgr_stats stats(void)
 	return st;
 }
 
+/* The pools after each step, as memmgrctl shows them. */
 static void show(void)
 {
-	struct memmgr_stats st = stats();
-	static const char *const name[] = { "storage", "execution" };
-	int p;
-
-	printf("    %-10s %8s %8s %9s %8s %7s %9s\n", "pool", "quota", "used",
-	       "borrowed", "pinned", "held", "evictions");
-	for (p = 0; p < MEMMGR_NR_POOLS; p++) {
-		const struct memmgr_pool_stats *ps = &st.pool[p];
-
-		printf("    %-10s %5llu MiB %4llu MiB %5llu MiB %4llu MiB %7llu %9llu\n",
-		       name[p], ps->quota / MiB, ps->used / MiB,
-		       ps->borrowed / MiB, ps->pinned / MiB,
-		       (unsigned long long)ps->held,
-		       (unsigned long long)ps->evictions);
-	}
-	printf("    free %llu MiB of %llu MiB, %u request(s) held now\n\n",
-	       st.free / MiB, st.total / MiB, st.waiters);
+	fflush(stdout);
+	if (system("memmgrctl stats"))
+		fprintf(stderr, "memmgr-demo: memmgrctl stats failed\n");
+	printf("\n");
 }
 
 static int alloc(__u32 pool, __u64 size, __u64 tag, __s64 timeout,

@@ -135,4 +135,69 @@ TEST(too_big)
 		  memmgr_policy_check(&p, X, UINT64_MAX, &evict));
 }
 
+static struct memmgr_policy unified(u64 storage_used, u64 exec_used,
+				    u64 evictable)
+{
+	struct memmgr_policy p = p1000(storage_used, exec_used, evictable);
+
+	p.unified = true;
+	return p;
+}
+
+/* Unified 1: storage may borrow free execution memory, up to T. */
+TEST(unified_storage_borrows)
+{
+	struct memmgr_policy p = unified(500, 0, 0);
+	u64 evict = 0;
+
+	ASSERT_EQ(MEMMGR_GRANT, memmgr_policy_check(&p, S, 500, &evict));
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, S, 501, &evict));
+	ASSERT_EQ(1000, memmgr_policy_limit(&p, S));
+	p = unified(0, 0, 0);
+	ASSERT_EQ(MEMMGR_GRANT, memmgr_policy_check(&p, S, 1000, &evict));
+	ASSERT_EQ(MEMMGR_TOO_BIG, memmgr_policy_check(&p, S, 1001, &evict));
+	memmgr_policy_charge(&p, S, 700);
+	ASSERT_EQ(200, memmgr_policy_borrowed(&p, S));
+}
+
+/* Unified 2: execution evicts storage above S only, never below. */
+TEST(unified_exec_evicts_above_s)
+{
+	struct memmgr_policy p = unified(700, 300, 700);
+	u64 evict = 0;
+
+	/* F = 0; 200 pages of storage lie above S. */
+	ASSERT_EQ(MEMMGR_EVICT, memmgr_policy_check(&p, X, 200, &evict));
+	ASSERT_EQ(200, evict);
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, X, 201, &evict));
+	ASSERT_EQ(500, memmgr_policy_evict_floor(&p, X));
+	ASSERT_EQ(0, memmgr_policy_evict_floor(&p, S));
+	/* Only 50 of the 200 above S are unpinned. */
+	p = unified(700, 250, 50);
+	ASSERT_EQ(MEMMGR_EVICT, memmgr_policy_check(&p, X, 100, &evict));
+	ASSERT_EQ(50, evict);
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, X, 101, &evict));
+	/* Storage within S: execution takes only what is free. */
+	p = unified(500, 400, 500);
+	ASSERT_EQ(MEMMGR_GRANT, memmgr_policy_check(&p, X, 100, &evict));
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, X, 101, &evict));
+	/* In split mode execution never evicts. */
+	p = p1000(500, 500, 500);
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, X, 1, &evict));
+}
+
+/* Unified 3: storage evicts storage, never execution memory. */
+TEST(unified_storage_evicts_storage_only)
+{
+	struct memmgr_policy p = unified(300, 700, 300);
+	u64 evict = 0;
+
+	ASSERT_EQ(MEMMGR_EVICT, memmgr_policy_check(&p, S, 300, &evict));
+	ASSERT_EQ(300, evict);
+	ASSERT_EQ(MEMMGR_WAIT, memmgr_policy_check(&p, S, 301, &evict));
+	/* No quota check: 600 of storage is fine when free. */
+	p = unified(600, 0, 0);
+	ASSERT_EQ(MEMMGR_GRANT, memmgr_policy_check(&p, S, 400, &evict));
+}
+
 TEST_HARNESS_MAIN

@@ -149,6 +149,27 @@ struct memmgr_stats {
 	__u64 reserved[8];
 };
 
+/**
+ * struct memmgr_evicted - MEMMGR_IOC_EVICTED: what this file lost
+ * @tags:	in: a user pointer to an array of __u64
+ * @count:	in: room in @tags; out: page ids written, oldest first
+ * @flags:	in: must be zero
+ * @pending:	out: notices still queued after this call
+ * @reserved:	must be zero
+ *
+ * Each storage buffer of this file that was evicted leaves one notice,
+ * queued in eviction order; this call moves up to @count of them out.  A
+ * notice goes away also when its buffer is freed.  poll() reports POLLPRI
+ * while notices are queued.
+ */
+struct memmgr_evicted {
+	__u64 tags;
+	__u32 count;
+	__u32 flags;
+	__u64 pending;
+	__u64 reserved[2];
+};
+
 /* 0xB8 is free in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define MEMMGR_IOC_MAGIC	0xB8
 
@@ -159,5 +180,6 @@ struct memmgr_stats {
 #define MEMMGR_IOC_LOOKUP	_IOWR(MEMMGR_IOC_MAGIC, 0x04, struct memmgr_lookup)
 #define MEMMGR_IOC_RELEASE	_IOWR(MEMMGR_IOC_MAGIC, 0x05, struct memmgr_release)
 #define MEMMGR_IOC_STATS	_IOR(MEMMGR_IOC_MAGIC, 0x06, struct memmgr_stats)
+#define MEMMGR_IOC_EVICTED	_IOWR(MEMMGR_IOC_MAGIC, 0x07, struct memmgr_evicted)
 
 #endif /* _UAPI_LINUX_MEMMGR_H */

@@ -1,0 +1,1550 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr_bench: memmgr against its baselines, side by side in one run.
+ *
+ *   memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]
+ *                [--accel NAME] [--reps N]
+ *
+ * Runs in the VM (selftests/vm.sh; `make bench` drives it).  Each case and
+ * its baseline run in the same process, alternating from one repetition
+ * to the next (the order rotates so neither always goes first); the table
+ * gives medians over the repetitions and their ratio.  Times are per
+ * operation, from CLOCK_MONOTONIC around batches of operations.
+ *
+ *  1. ALLOC + FREE of 4 KiB of execution memory, unmapped, against the
+ *     system-call floor: an unknown ioctl on the same file (ENOTTY), as
+ *     many calls as the case makes (two).
+ *  2. ALLOC + mmap + a write to every page + munmap + FREE, at 64 KiB,
+ *     2 MiB and 32 MiB, against anonymous mmap(MAP_POPULATE) + write +
+ *     munmap and memfd_create + ftruncate + mmap + write + munmap + close.
+ *  3. Case 1 in two processes at once (own open file each) against one
+ *     process alone: throughput.
+ *  4. Case 1 on a file holding 100,000 live allocations against one
+ *     holding 100 (both open at once).
+ *  5. Storage churn through twice the storage quota in 64 KiB unpinned,
+ *     mapped buffers: an ALLOC that evicts against one that does not.
+ *     Then a Zipf-like key stream (s = 0.99 over twice as many keys as fit)
+ *     of LOOKUP, and ALLOC on a miss: the hit rate of the random policy,
+ *     next to LRU simulated in userspace on the same stream (memmgr has no
+ *     LRU).
+ *  6. libmemmgr's small objects (memmgr_alloc_exec + memmgr_free, batches
+ *     of one size) against glibc malloc and jemalloc (Debian's
+ *     libjemalloc.a, linked statically with its malloc API renamed je_*),
+ *     16 B to 4 KiB; above 2048 B libmemmgr asks the kernel.
+ *  7. With --module: insmod and rmmod of the reserve (--params, default
+ *     total=1G) against insmod and rmmod of a one-page reserve, then the
+ *     module stays loaded for the other cases.  Metadata: slab bytes per
+ *     live allocation (Slab in /proc/meminfo around case 4's allocations;
+ *     the memmgr_buffer cache's sizes from /sys/kernel/slab) and bytes per
+ *     reserved GiB (MemFree at insmod beyond the reserve and beyond the
+ *     one-page load).
+ *
+ * --quick runs every case once with tiny counts (and case 5 in a few
+ * buffers of room, the rest of the quota held by one pinned buffer): it
+ * checks that the benchmark works, not how fast memmgr is.
+ *
+ * Output: progress lines, then the table; the JSON (also written to
+ * --json, default /tmp/bench.json) and the two size sweeps (for gnuplot)
+ * between "@@memmgr-bench-NAME-begin" and "-end" lines, for the host to
+ * extract.  Exits 0 when every case ran, whether or not targets were met;
+ * 1 on any error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/memmgr.h>
+
+#include "libmemmgr.h"
+
+/* Debian's libjemalloc.a with its malloc API renamed (selftests/Makefile). */
+void *je_malloc(size_t size);
+void je_free(void *ptr);
+
+#define DEV		"/dev/memmgr"
+#define PAGE		4096UL
+#define KIB		1024UL
+#define MIB		(1024 * KIB)
+#define MAX_REPS	31
+#define MAX_RESULTS	64
+#define NR_MAP_SIZES	3
+#define NR_SMALL	6
+#define CHURN_BUF	(64 * KIB)
+#define CHURN_BATCH	256
+#define ZIPF_S		0.99
+/* No command has this number: the ioctl layer answers ENOTTY. */
+#define IOC_UNKNOWN	_IO(MEMMGR_IOC_MAGIC, 0x7f)
+
+static const size_t map_sizes[NR_MAP_SIZES] = { 64 * KIB, 2 * MIB, 32 * MIB };
+static const size_t small_sizes[NR_SMALL] = { 16, 64, 256, 1024, 2048, 4096 };
+
+/* How much work each case does. */
+struct sizing {
+	int reps;
+	int cycles;			/* cases 1, 3, 4: ALLOC+FREE pairs */
+	int map_iters[NR_MAP_SIZES];	/* case 2, per size */
+	long live_few, live_many;	/* case 4 */
+	long churn_room;		/* case 5: buffers of room, 0: quota */
+	long zipf_len;			/* case 5: accesses */
+	int small_batch, small_rounds;	/* case 6 */
+	int load_reps;			/* case 7 */
+};
+
+static const struct sizing full_sizing = {
+	.reps = 7, .cycles = 4000, .map_iters = { 200, 20, 3 },
+	.live_few = 100, .live_many = 100000, .churn_room = 0,
+	.zipf_len = 30000, .small_batch = 512, .small_rounds = 4,
+	.load_reps = 5,
+};
+
+static const struct sizing quick_sizing = {
+	.reps = 1, .cycles = 20, .map_iters = { 2, 1, 1 },
+	.live_few = 10, .live_many = 1000, .churn_room = 32,
+	.zipf_len = 400, .small_batch = 16, .small_rounds = 1,
+	.load_reps = 1,
+};
+
+static struct sizing sz;
+static bool quick;
+
+enum target_kind { T_NONE, T_LE, T_LT, T_GE };
+
+/**
+ * struct result - one row of the table
+ * @cs:		case number
+ * @what:	what memmgr does
+ * @unit:	"ns/op", "op/s", "%", "B" or "ms"
+ * @bname:	what the baseline is
+ * @a:		memmgr's median (NAN: none)
+ * @b:		the baseline's median (NAN: none)
+ * @ratio:	@a / @b, or NAN
+ * @kind:	how @ratio is judged against @limit
+ * @limit:	the target
+ * @nr:		samples in @sa and @sb
+ * @sa:		memmgr's samples, one per repetition
+ * @sb:		the baseline's
+ */
+struct result {
+	int cs;
+	char what[40];
+	const char *unit;
+	char bname[24];
+	double a, b, ratio;
+	enum target_kind kind;
+	double limit;
+	int nr;
+	double sa[MAX_REPS], sb[MAX_REPS];
+};
+
+static struct result results[MAX_RESULTS];
+static int nr_results;
+
+/* Figures outside the table, for the JSON and the plot. */
+static struct {
+	double map_ns[NR_MAP_SIZES][3];		/* memmgr, anon, memfd */
+	double small_ns[NR_SMALL][3];		/* memmgr, glibc, jemalloc */
+	double per_ioctl_ns;			/* case 1: one ENOTTY ioctl */
+	double rep_stosb_ns;			/* case 1: zero 4 KiB */
+	long live_many;
+	double slab_per_alloc;			/* bytes */
+	long slab_object_size, slab_size;	/* memmgr_buffer cache */
+	double reserve_overhead_per_gib;	/* bytes */
+	double evictable_per_gib;		/* bytes */
+	uint64_t total;				/* bytes reserved */
+	uint64_t churn_buffers, churn_evictions;
+	double zipf_random, zipf_lru;
+	long zipf_keys, zipf_room, zipf_measured;
+	bool loaded_here;
+} fig = {
+	.slab_object_size = -1, .slab_size = -1, .slab_per_alloc = NAN,
+	.reserve_overhead_per_gib = NAN,
+};
+
+static const char *accel = "unknown";
+
+static void __attribute__((format(printf, 1, 2), noreturn))
+die(const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "memmgr_bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (errno %d: %s)\n", err, strerror(err));
+	exit(1);
+}
+
+static void __attribute__((format(printf, 1, 2))) progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAX_REPS];
+
+	if (!n)
+		return NAN;
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* xorshift64*: the same stream on every run. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+static double rng_unit(void)
+{
+	return (rng_next() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* A value in kB from /proc/meminfo, -1 if missing. */
+static long meminfo_kb(const char *key)
+{
+	size_t len = strlen(key);
+	char line[256];
+	long v = -1;
+	FILE *f;
+
+	f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':') {
+			v = strtol(line + len + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+static long read_long(const char *path)
+{
+	long v = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* The first line of @path starting with @key, after its colon. */
+static void read_field(const char *path, const char *key, char *buf,
+		       size_t size)
+{
+	size_t len = strlen(key);
+	char line[256];
+	FILE *f;
+
+	snprintf(buf, size, "unknown");
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *v;
+
+		if (strncmp(line, key, len))
+			continue;
+		v = strchr(line, ':');
+		v = v ? v + 1 : line;
+		v += strspn(v, " \t");
+		v[strcspn(v, "\n")] = '\0';
+		snprintf(buf, size, "%s", v);
+		break;
+	}
+	fclose(f);
+}
+
+/* The table. */
+
+static struct result *add_result(int cs, const char *what, const char *unit,
+				 const char *bname)
+{
+	struct result *r;
+
+	if (nr_results == MAX_RESULTS)
+		die("too many results");
+	r = &results[nr_results++];
+	r->cs = cs;
+	snprintf(r->what, sizeof(r->what), "%s", what);
+	r->unit = unit;
+	snprintf(r->bname, sizeof(r->bname), "%s", bname);
+	r->a = r->b = r->ratio = NAN;
+	return r;
+}
+
+static void set_target(struct result *r, enum target_kind kind, double limit)
+{
+	r->kind = kind;
+	r->limit = limit;
+}
+
+/* Samples of memmgr (@a) and the baseline (@b): medians and ratio. */
+static void set_samples(struct result *r, const double *a, const double *b,
+			int n)
+{
+	r->nr = n;
+	memcpy(r->sa, a, n * sizeof(*a));
+	memcpy(r->sb, b, n * sizeof(*b));
+	r->a = median(a, n);
+	r->b = median(b, n);
+	r->ratio = r->a / r->b;
+}
+
+/* 1 met, 0 not met, -1 no target. */
+static int result_met(const struct result *r)
+{
+	switch (r->kind) {
+	case T_LE:
+		return r->ratio <= r->limit;
+	case T_LT:
+		return r->ratio < r->limit;
+	case T_GE:
+		return r->ratio >= r->limit;
+	default:
+		return -1;
+	}
+}
+
+static const char *target_str(const struct result *r, char *buf, size_t size)
+{
+	static const char * const ops[] = { "-", "<=", "<", ">=" };
+
+	if (r->kind == T_NONE)
+		return "-";
+	snprintf(buf, size, "%s %.2fx", ops[r->kind], r->limit);
+	return buf;
+}
+
+static const char *fmt_val(double v, const char *unit, char *buf, size_t size)
+{
+	if (isnan(v))
+		snprintf(buf, size, "-");
+	else if (!strcmp(unit, "ns/op") && v < 1e3)
+		snprintf(buf, size, "%.0f ns", v);
+	else if (!strcmp(unit, "ns/op") && v < 1e6)
+		snprintf(buf, size, "%.1f us", v / 1e3);
+	else if (!strcmp(unit, "ns/op"))
+		snprintf(buf, size, "%.2f ms", v / 1e6);
+	else if (!strcmp(unit, "op/s"))
+		snprintf(buf, size, "%.1f k/s", v / 1e3);
+	else if (!strcmp(unit, "%"))
+		snprintf(buf, size, "%.1f %%", v);
+	else if (!strcmp(unit, "B") && v >= 10 * MIB)
+		snprintf(buf, size, "%.1f MiB", v / MIB);
+	else if (!strcmp(unit, "B") && v >= 10 * KIB)
+		snprintf(buf, size, "%.1f KiB", v / KIB);
+	else if (!strcmp(unit, "ms"))
+		snprintf(buf, size, "%.1f ms", v);
+	else
+		snprintf(buf, size, "%.0f %s", v, unit);
+	return buf;
+}
+
+static int cmp_case(const void *x, const void *y)
+{
+	const struct result *a = x, *b = y;
+
+	if (a->cs != b->cs)
+		return a->cs - b->cs;
+	return (a > b) - (a < b);
+}
+
+static void print_table(FILE *out)
+{
+	char va[24], vb[24], t[24], ratio[16];
+	int i;
+
+	fprintf(out, "%-4s %-34s %10s %10s %-15s %7s %8s %s\n", "case",
+		"what", "memmgr", "baseline", "(baseline)", "ratio",
+		"target", "met");
+	for (i = 0; i < nr_results; i++) {
+		const struct result *r = &results[i];
+		int met = result_met(r);
+
+		if (isnan(r->ratio))
+			snprintf(ratio, sizeof(ratio), "-");
+		else
+			snprintf(ratio, sizeof(ratio), "%.2fx", r->ratio);
+		fprintf(out, "%-4d %-34s %10s %10s %-15s %7s %8s %s\n", r->cs,
+			r->what, fmt_val(r->a, r->unit, va, sizeof(va)),
+			fmt_val(r->b, r->unit, vb, sizeof(vb)), r->bname, ratio,
+			target_str(r, t, sizeof(t)),
+			met < 0 ? "-" : met ? "yes" : "NO");
+	}
+}
+
+/*
+ * Run @k functions @sz.reps times, rotating which goes first; @out[j][rep]
+ * gets function j's time divided by @ops.  One untimed round first.
+ */
+static void measure(int k, void (*const fn[])(void *), void *const ctx[],
+		    double ops, double out[][MAX_REPS])
+{
+	int rep, j;
+
+	for (j = 0; j < k; j++)
+		fn[j](ctx[j]);
+	for (rep = 0; rep < sz.reps; rep++)
+		for (j = 0; j < k; j++) {
+			int w = (rep + j) % k;
+			uint64_t t0 = now_ns();
+
+			fn[w](ctx[w]);
+			out[w][rep] = (now_ns() - t0) / ops;
+		}
+}
+
+/* The device. */
+
+static int dev_open(void)
+{
+	int fd = open(DEV, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		die("open %s", DEV);
+	return fd;
+}
+
+static void dev_stats(int fd, struct memmgr_stats *st)
+{
+	if (ioctl(fd, MEMMGR_IOC_STATS, st))
+		die("MEMMGR_IOC_STATS");
+}
+
+static int dev_alloc(int fd, uint32_t pool, uint64_t size, uint64_t tag,
+		     uint32_t flags, struct memmgr_alloc *a)
+{
+	*a = (struct memmgr_alloc){
+		.pool = pool, .flags = flags, .size = size, .tag = tag,
+	};
+	return ioctl(fd, MEMMGR_IOC_ALLOC, a) ? -errno : 0;
+}
+
+static void dev_alloc_ok(int fd, uint32_t pool, uint64_t size, uint64_t tag,
+			 uint32_t flags, struct memmgr_alloc *a)
+{
+	int ret = dev_alloc(fd, pool, size, tag, flags, a);
+
+	if (ret) {
+		errno = -ret;
+		die("MEMMGR_IOC_ALLOC pool %u size %llu", pool,
+		    (unsigned long long)size);
+	}
+}
+
+static void dev_free(int fd, uint64_t handle)
+{
+	struct memmgr_buf b = { .handle = handle };
+
+	if (ioctl(fd, MEMMGR_IOC_FREE, &b))
+		die("MEMMGR_IOC_FREE");
+}
+
+static void touch_pages(char *p, size_t size)
+{
+	size_t off;
+
+	for (off = 0; off < size; off += PAGE)
+		*(volatile uint64_t *)(p + off) = off;
+}
+
+/* Case 1, 3 and 4: ALLOC + FREE of one unmapped 4 KiB exec buffer. */
+struct cycle_ctx {
+	int fd;
+	int n;
+};
+
+static void exec_cycles(void *arg)
+{
+	struct cycle_ctx *c = arg;
+	struct memmgr_alloc a;
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		dev_alloc_ok(c->fd, MEMMGR_POOL_EXEC, PAGE, 1, 0, &a);
+		dev_free(c->fd, a.handle);
+	}
+}
+
+/* The floor: as many system calls, each answered ENOTTY at once. */
+static void unknown_ioctls(void *arg)
+{
+	struct cycle_ctx *c = arg;
+	int i;
+
+	for (i = 0; i < 2 * c->n; i++)
+		if (ioctl(c->fd, IOC_UNKNOWN, 0) != -1 || errno != ENOTTY)
+			die("unknown ioctl did not fail with ENOTTY");
+}
+
+/*
+ * How the emulator runs the kernel's clear_page(): with ERMS (-cpu max has
+ * it) that is one "rep stosb" of 4 KiB, which TCG executes a byte at a
+ * time; the same zeroing by 8-byte stores runs as translated code.
+ */
+static char zero_buf[PAGE] __attribute__((aligned(PAGE)));
+
+static void zero_rep_stosb(void *arg)
+{
+	struct cycle_ctx *c = arg;
+	int i;
+
+	for (i = 0; i < c->n; i++) {
+		void *dst = zero_buf;
+		size_t cnt = PAGE;
+
+		asm volatile("rep stosb" : "+D" (dst), "+c" (cnt) : "a" (0)
+			     : "memory");
+	}
+}
+
+static void zero_stores(void *arg)
+{
+	struct cycle_ctx *c = arg;
+	int i;
+	size_t j;
+
+	for (i = 0; i < c->n; i++) {
+		for (j = 0; j < PAGE / sizeof(uint64_t); j++)
+			((uint64_t *)zero_buf)[j] = 0;
+		asm volatile("" : : "r" (zero_buf) : "memory");
+	}
+}
+
+static void case_syscall_floor(int fd)
+{
+	struct cycle_ctx c = { .fd = fd, .n = sz.cycles };
+	void (*const fn[2])(void *) = { exec_cycles, unknown_ioctls };
+	void (*const zfn[2])(void *) = { zero_rep_stosb, zero_stores };
+	void *const ctx[2] = { &c, &c };
+	double t[2][MAX_REPS];
+	struct result *r;
+
+	progress("case 1: ALLOC+FREE 4 KiB against 2 unknown ioctls");
+	measure(2, fn, ctx, sz.cycles, t);
+	r = add_result(1, "exec 4 KiB ALLOC+FREE, unmapped", "ns/op",
+		       "2 ENOTTY ioctl");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 2.5);
+	fig.per_ioctl_ns = r->b / 2;
+
+	measure(2, zfn, ctx, sz.cycles, t);
+	r = add_result(1, "emulator: 4 KiB rep stosb (user)", "ns/op",
+		       "8-byte stores");
+	set_samples(r, t[0], t[1], sz.reps);
+	fig.rep_stosb_ns = r->a;
+}
+
+/* Case 2: a buffer to use, from memmgr, anonymous memory or a memfd. */
+struct map_ctx {
+	int fd;
+	size_t size;
+	int iters;
+};
+
+static void map_memmgr(void *arg)
+{
+	struct map_ctx *c = arg;
+	struct memmgr_alloc a;
+	char *p;
+	int i;
+
+	for (i = 0; i < c->iters; i++) {
+		dev_alloc_ok(c->fd, MEMMGR_POOL_EXEC, c->size, 2, 0, &a);
+		p = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 c->fd, a.offset);
+		if (p == MAP_FAILED)
+			die("mmap of a memmgr buffer");
+		touch_pages(p, c->size);
+		munmap(p, c->size);
+		dev_free(c->fd, a.handle);
+	}
+}
+
+static void map_anon(void *arg)
+{
+	struct map_ctx *c = arg;
+	char *p;
+	int i;
+
+	for (i = 0; i < c->iters; i++) {
+		p = mmap(NULL, c->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED)
+			die("anonymous mmap");
+		touch_pages(p, c->size);
+		munmap(p, c->size);
+	}
+}
+
+static void map_memfd(void *arg)
+{
+	struct map_ctx *c = arg;
+	int i, mfd;
+	char *p;
+
+	for (i = 0; i < c->iters; i++) {
+		mfd = memfd_create("memmgr_bench", MFD_CLOEXEC);
+		if (mfd < 0 || ftruncate(mfd, c->size))
+			die("memfd");
+		p = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 mfd, 0);
+		if (p == MAP_FAILED)
+			die("mmap of a memfd");
+		touch_pages(p, c->size);
+		munmap(p, c->size);
+		close(mfd);
+	}
+}
+
+static void case_map_sizes(int fd)
+{
+	void (*const fn[3])(void *) = { map_memmgr, map_anon, map_memfd };
+	double t[3][MAX_REPS];
+	int s, j;
+
+	for (s = 0; s < NR_MAP_SIZES; s++) {
+		struct map_ctx c = {
+			.fd = fd, .size = map_sizes[s], .iters = sz.map_iters[s],
+		};
+		void *const ctx[3] = { &c, &c, &c };
+		char what[40];
+		struct result *r;
+
+		progress("case 2: %zu KiB: memmgr, anonymous, memfd",
+			 c.size / KIB);
+		measure(3, fn, ctx, c.iters, t);
+		snprintf(what, sizeof(what), "map+write+unmap %zu KiB",
+			 c.size / KIB);
+		r = add_result(2, what, "ns/op", "anon POPULATE");
+		set_samples(r, t[0], t[1], sz.reps);
+		set_target(r, c.size < 2 * MIB ? T_LE : T_LT, 1.0);
+		r = add_result(2, what, "ns/op", "memfd");
+		set_samples(r, t[0], t[2], sz.reps);
+		for (j = 0; j < 3; j++)
+			fig.map_ns[s][j] = median(t[j], sz.reps);
+	}
+}
+
+/*
+ * Case 3 and its controls: what each process does, @n times.  The controls
+ * tell what the VM itself lets two processes gain: system calls that do
+ * nothing (ENOTTY), and a loop that makes none.
+ */
+enum proc_work { WORK_CYCLES, WORK_ENOTTY, WORK_SPIN };
+
+static uint64_t spin_sink;
+
+static void proc_work(enum proc_work work, int n)
+{
+	struct cycle_ctx cc = { .fd = -1, .n = n };
+	uint64_t x = n;
+	long i;
+
+	switch (work) {
+	case WORK_CYCLES:
+		cc.fd = dev_open();
+		exec_cycles(&cc);
+		break;
+	case WORK_ENOTTY:
+		cc.fd = dev_open();
+		unknown_ioctls(&cc);
+		break;
+	case WORK_SPIN:
+		for (i = 0; i < n * 2000L; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		spin_sink = x;
+		break;
+	}
+}
+
+/*
+ * @k processes, each with its own open file, do @work @n times at once.
+ * Return their throughput in units of work per second, from the moment
+ * they are let go to the moment the last one finished.
+ */
+static double run_procs(int k, enum proc_work work, int n)
+{
+	int ready[2], go[2], done[2], i, status;
+	uint64_t t0, end, last = 0;
+	char c;
+
+	if (pipe(ready) || pipe(go) || pipe(done))
+		die("pipe");
+	for (i = 0; i < k; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			die("fork");
+		if (!pid) {
+			if (write(ready[1], "r", 1) != 1 ||
+			    read(go[0], &c, 1) != 1)
+				_exit(2);
+			proc_work(work, n);
+			end = now_ns();
+			if (write(done[1], &end, sizeof(end)) != sizeof(end))
+				_exit(2);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < k; i++)
+		if (read(ready[0], &c, 1) != 1)
+			die("a worker did not start");
+	t0 = now_ns();
+	for (i = 0; i < k; i++)
+		if (write(go[1], "g", 1) != 1)
+			die("write");
+	for (i = 0; i < k; i++) {
+		if (read(done[0], &end, sizeof(end)) != sizeof(end))
+			die("a worker did not finish");
+		if (end > last)
+			last = end;
+	}
+	for (i = 0; i < k; i++)
+		if (wait(&status) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			die("a worker failed");
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	return k * (double)n / ((last - t0) / 1e9);
+}
+
+static void case_two_procs(void)
+{
+	static const char * const what[] = {
+		"case 1 in 2 processes: throughput",
+		"control: 2 procs, ENOTTY ioctls",
+		"control: 2 procs, a CPU loop",
+	};
+	double one[MAX_REPS], two[MAX_REPS];
+	enum proc_work work;
+	struct result *r;
+	int rep;
+
+	progress("case 3: two processes against one, and two controls");
+	for (work = WORK_CYCLES; work <= WORK_SPIN; work++) {
+		run_procs(1, work, sz.cycles);
+		for (rep = 0; rep < sz.reps; rep++) {
+			if (rep % 2) {
+				two[rep] = run_procs(2, work, sz.cycles);
+				one[rep] = run_procs(1, work, sz.cycles);
+			} else {
+				one[rep] = run_procs(1, work, sz.cycles);
+				two[rep] = run_procs(2, work, sz.cycles);
+			}
+		}
+		r = add_result(3, what[work], "op/s", "1 process");
+		set_samples(r, two, one, sz.reps);
+		if (work == WORK_CYCLES)
+			set_target(r, T_GE, 1.6);
+	}
+}
+
+/* Fill @fd with @n live unmapped 4 KiB exec buffers. */
+static void hold_live(int fd, long n)
+{
+	struct memmgr_alloc a;
+	long i;
+
+	for (i = 0; i < n; i++)
+		dev_alloc_ok(fd, MEMMGR_POOL_EXEC, PAGE, 4, 0, &a);
+}
+
+static void case_live_allocs(void)
+{
+	int few = dev_open(), many = dev_open();
+	struct cycle_ctx cf = { .fd = few, .n = sz.cycles };
+	struct cycle_ctx cm = { .fd = many, .n = sz.cycles };
+	void (*const fn[2])(void *) = { exec_cycles, exec_cycles };
+	void *const ctx[2] = { &cm, &cf };
+	long slab0, slab1, room;
+	struct memmgr_stats st;
+	double t[2][MAX_REPS];
+	struct result *r;
+	char what[40];
+
+	dev_stats(few, &st);
+	/* Leave room for the cycles themselves. */
+	room = st.free / PAGE - sz.live_few - 64;
+	fig.live_many = sz.live_many < room ? sz.live_many : room;
+	progress("case 4: %ld live allocations against %ld", fig.live_many,
+		 sz.live_few);
+	hold_live(few, sz.live_few);
+	slab0 = meminfo_kb("Slab");
+	hold_live(many, fig.live_many);
+	slab1 = meminfo_kb("Slab");
+	if (slab0 >= 0 && slab1 >= 0)
+		fig.slab_per_alloc = (slab1 - slab0) * 1024.0 / fig.live_many;
+	else
+		fig.slab_per_alloc = NAN;
+
+	measure(2, fn, ctx, sz.cycles, t);
+	snprintf(what, sizeof(what), "case 1 with %ld live", fig.live_many);
+	r = add_result(4, what, "ns/op", "");
+	snprintf(r->bname, sizeof(r->bname), "%ld live", sz.live_few);
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 1.5);
+	close(many);
+	close(few);
+}
+
+/*
+ * Case 5.  The storage pool's room for churn, in CHURN_BUF buffers: the
+ * whole quota, or in quick mode @sz.churn_room buffers with the rest held
+ * by one pinned buffer (tag 0 is never a churn tag: those start at 1).
+ */
+static long churn_setup(int fd, struct memmgr_stats *st)
+{
+	uint64_t quota = st->pool[MEMMGR_POOL_STORAGE].quota;
+	long room = quota / CHURN_BUF;
+	struct memmgr_alloc a;
+
+	if (st->pool[MEMMGR_POOL_STORAGE].used || st->pool[MEMMGR_POOL_EXEC].used)
+		die("case 5 needs an idle device");
+	if (sz.churn_room && sz.churn_room < room) {
+		room = sz.churn_room;
+		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, quota - room * CHURN_BUF,
+			     0, 0, &a);
+	}
+	if (room < 2)
+		die("storage quota too small for case 5");
+	return room;
+}
+
+/*
+ * One pass of churn through 2 * @room buffers: the first @room fill the
+ * pool, each later one evicts one at random.  Allocations are timed in
+ * batches; each buffer is then mapped and written (untimed), so that
+ * evictions revoke real mappings.  Adds the ALLOC time of each half to
+ * @ns[0] (no eviction) and @ns[1] (evicting).
+ */
+static void churn_pass(int fd, long room, uint64_t *ns)
+{
+	long n = 2 * room, i, j, nr_maps = 0;
+	struct memmgr_alloc *a;
+	void **maps;
+
+	a = calloc(n, sizeof(*a));
+	maps = calloc(n, sizeof(*maps));
+	if (!a || !maps)
+		die("calloc");
+	for (i = 0; i < n; i = j) {
+		long end = i + CHURN_BATCH;
+		uint64_t t0;
+
+		/* A batch never straddles the start of eviction. */
+		if (i < room && end > room)
+			end = room;
+		if (end > n)
+			end = n;
+		t0 = now_ns();
+		for (j = i; j < end; j++)
+			dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, CHURN_BUF, j + 1,
+				     MEMMGR_ALLOC_UNPINNED, &a[j]);
+		ns[i >= room] += now_ns() - t0;
+		for (j = i; j < end; j++) {
+			void *p = mmap(NULL, CHURN_BUF, PROT_READ | PROT_WRITE,
+				       MAP_SHARED, fd, a[j].offset);
+
+			/* EINVAL: evicted by a later one of this batch. */
+			if (p == MAP_FAILED && errno == EINVAL)
+				continue;
+			if (p == MAP_FAILED)
+				die("mmap of a storage buffer");
+			touch_pages(p, CHURN_BUF);
+			maps[nr_maps++] = p;
+		}
+	}
+	for (i = 0; i < nr_maps; i++)
+		munmap(maps[i], CHURN_BUF);
+	free(maps);
+	free(a);
+}
+
+static void case_churn(void)
+{
+	double t[2][MAX_REPS];
+	struct memmgr_stats st0, st1;
+	struct result *r;
+	long room = 0;
+	int rep;
+
+	for (rep = -1; rep < sz.reps; rep++) {
+		uint64_t ns[2] = { 0, 0 };
+		int fd = dev_open();
+
+		dev_stats(fd, &st0);
+		room = churn_setup(fd, &st0);
+		if (rep < 0)
+			progress("case 5: churn through %ld buffers of %lu KiB, %ld fit",
+				 2 * room, CHURN_BUF / KIB, room);
+		churn_pass(fd, room, ns);
+		dev_stats(fd, &st1);
+		fig.churn_evictions = st1.pool[MEMMGR_POOL_STORAGE].evictions -
+				      st0.pool[MEMMGR_POOL_STORAGE].evictions;
+		if (fig.churn_evictions != (uint64_t)room)
+			die("churn evicted %llu buffers, expected %ld",
+			    (unsigned long long)fig.churn_evictions, room);
+		close(fd);
+		if (rep < 0)
+			continue;
+		t[0][rep] = (double)ns[1] / room;
+		t[1][rep] = (double)ns[0] / room;
+	}
+	fig.churn_buffers = 2 * room;
+	r = add_result(5, "storage 64 KiB ALLOC that evicts", "ns/op",
+		       "no eviction");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 2.0);
+}
+
+/* Zipf(s) over ranks 1..@n: the cumulative distribution. */
+static double *zipf_cdf(long n, double s)
+{
+	double *cdf = malloc(n * sizeof(*cdf)), sum = 0;
+	long i;
+
+	if (!cdf)
+		die("malloc");
+	for (i = 0; i < n; i++) {
+		sum += 1.0 / pow(i + 1, s);
+		cdf[i] = sum;
+	}
+	for (i = 0; i < n; i++)
+		cdf[i] /= sum;
+	return cdf;
+}
+
+static long zipf_draw(const double *cdf, long n)
+{
+	double u = rng_unit();
+	long lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		long mid = (lo + hi) / 2;
+
+		if (cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* LRU of @room entries over keys 0..@keys-1: hits among accesses @from on. */
+static long lru_hits(const uint32_t *stream, long len, long from, long keys,
+		     long room)
+{
+	long *prev = malloc(keys * sizeof(long)), *next;
+	long head = -1, tail = -1, used = 0, hits = 0, i;
+	bool *in = calloc(keys, sizeof(bool));
+
+	next = malloc(keys * sizeof(long));
+	if (!prev || !next || !in)
+		die("malloc");
+	for (i = 0; i < len; i++) {
+		long k = stream[i];
+
+		if (in[k]) {
+			hits += i >= from;
+			/* Unlink, to go to the head below. */
+			if (prev[k] >= 0)
+				next[prev[k]] = next[k];
+			else
+				head = next[k];
+			if (next[k] >= 0)
+				prev[next[k]] = prev[k];
+			else
+				tail = prev[k];
+		} else if (used == room) {
+			long victim = tail;
+
+			tail = prev[victim];
+			if (tail >= 0)
+				next[tail] = -1;
+			else
+				head = -1;
+			in[victim] = false;
+		} else {
+			used++;
+		}
+		in[k] = true;
+		prev[k] = -1;
+		next[k] = head;
+		if (head >= 0)
+			prev[head] = k;
+		head = k;
+		if (tail < 0)
+			tail = k;
+	}
+	free(in);
+	free(next);
+	free(prev);
+	return hits;
+}
+
+/*
+ * A Zipf-like stream of page ids over twice as many keys as fit: LOOKUP
+ * each; a hit finds it resident; a miss (never there, or evicted: ESTALE,
+ * whose stale entry is freed first) allocates it, evicting at random.
+ */
+static void case_zipf(void)
+{
+	int fd = dev_open();
+	struct memmgr_stats st;
+	long room, keys, len = sz.zipf_len, from = len / 3, hits = 0, i;
+	struct memmgr_alloc a;
+	uint32_t *stream;
+	struct result *r;
+	double *cdf;
+
+	dev_stats(fd, &st);
+	room = churn_setup(fd, &st);
+	keys = 2 * room;
+	progress("case 5: Zipf %.2f stream of %ld over %ld keys, %ld fit",
+		 ZIPF_S, len, keys, room);
+	cdf = zipf_cdf(keys, ZIPF_S);
+	stream = malloc(len * sizeof(*stream));
+	if (!stream)
+		die("malloc");
+	for (i = 0; i < len; i++)
+		stream[i] = zipf_draw(cdf, keys);
+
+	for (i = 0; i < len; i++) {
+		struct memmgr_lookup lk = { .tag = stream[i] + 1 };
+		int ret = ioctl(fd, MEMMGR_IOC_LOOKUP, &lk) ? -errno : 0;
+
+		if (!ret) {
+			hits += i >= from;
+			continue;
+		}
+		if (ret == -ESTALE)
+			dev_free(fd, lk.handle);
+		else if (ret != -ENOENT)
+			die("MEMMGR_IOC_LOOKUP");
+		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, CHURN_BUF, lk.tag,
+			     MEMMGR_ALLOC_UNPINNED, &a);
+	}
+	close(fd);
+
+	fig.zipf_keys = keys;
+	fig.zipf_room = room;
+	fig.zipf_measured = len - from;
+	fig.zipf_random = 100.0 * hits / (len - from);
+	fig.zipf_lru = 100.0 * lru_hits(stream, len, from, keys, room) /
+		       (len - from);
+	r = add_result(5, "hit rate, random eviction, Zipf", "%",
+		       "LRU simulated");
+	r->a = fig.zipf_random;
+	r->b = fig.zipf_lru;
+	free(stream);
+	free(cdf);
+}
+
+/* Case 6: batches of one size, allocated then freed in order. */
+struct small_ctx {
+	struct memmgr *mm;
+	size_t size;
+	void **ptrs;
+};
+
+static void small_memmgr(void *arg)
+{
+	struct small_ctx *c = arg;
+	int r, i, ret;
+
+	for (r = 0; r < sz.small_rounds; r++) {
+		for (i = 0; i < sz.small_batch; i++) {
+			ret = memmgr_alloc_exec(c->mm, 6, c->size, 0,
+						&c->ptrs[i]);
+			if (ret) {
+				errno = -ret;
+				die("memmgr_alloc_exec(%zu)", c->size);
+			}
+			*(volatile char *)c->ptrs[i] = 1;
+		}
+		for (i = 0; i < sz.small_batch; i++)
+			if (memmgr_free(c->mm, c->ptrs[i]))
+				die("memmgr_free");
+	}
+}
+
+static void small_glibc(void *arg)
+{
+	struct small_ctx *c = arg;
+	int r, i;
+
+	for (r = 0; r < sz.small_rounds; r++) {
+		for (i = 0; i < sz.small_batch; i++) {
+			c->ptrs[i] = malloc(c->size);
+			if (!c->ptrs[i])
+				die("malloc");
+			*(volatile char *)c->ptrs[i] = 1;
+		}
+		for (i = 0; i < sz.small_batch; i++)
+			free(c->ptrs[i]);
+	}
+}
+
+static void small_jemalloc(void *arg)
+{
+	struct small_ctx *c = arg;
+	int r, i;
+
+	for (r = 0; r < sz.small_rounds; r++) {
+		for (i = 0; i < sz.small_batch; i++) {
+			c->ptrs[i] = je_malloc(c->size);
+			if (!c->ptrs[i])
+				die("je_malloc");
+			*(volatile char *)c->ptrs[i] = 1;
+		}
+		for (i = 0; i < sz.small_batch; i++)
+			je_free(c->ptrs[i]);
+	}
+}
+
+static void case_small(void)
+{
+	void (*const fn[3])(void *) = {
+		small_memmgr, small_glibc, small_jemalloc,
+	};
+	double t[3][MAX_REPS];
+	struct memmgr *mm;
+	void **ptrs;
+	int s, j, ret;
+
+	ret = memmgr_open(&mm, 0);
+	if (ret) {
+		errno = -ret;
+		die("memmgr_open");
+	}
+	ptrs = calloc(sz.small_batch, sizeof(*ptrs));
+	if (!ptrs)
+		die("calloc");
+	progress("case 6: small objects: libmemmgr, glibc, jemalloc");
+	for (s = 0; s < NR_SMALL; s++) {
+		struct small_ctx c = {
+			.mm = mm, .size = small_sizes[s], .ptrs = ptrs,
+		};
+		void *const ctx[3] = { &c, &c, &c };
+		char what[40];
+		struct result *r;
+
+		measure(3, fn, ctx, (double)sz.small_rounds * sz.small_batch,
+			t);
+		snprintf(what, sizeof(what), "libmemmgr %zu B alloc+free%s",
+			 c.size, c.size > MEMMGR_SMALL_MAX ? " (kernel)" : "");
+		r = add_result(6, what, "ns/op", "jemalloc");
+		set_samples(r, t[0], t[2], sz.reps);
+		set_target(r, T_LE, 1.5);
+		r = add_result(6, what, "ns/op", "glibc malloc");
+		set_samples(r, t[0], t[1], sz.reps);
+		for (j = 0; j < 3; j++)
+			fig.small_ns[s][j] = median(t[j], sz.reps);
+	}
+	free(ptrs);
+	memmgr_close(mm);
+}
+
+/* Case 7: the module. */
+
+static bool module_loaded(void)
+{
+	return access(DEV, F_OK) == 0;
+}
+
+static void module_load(const char *path, const char *params)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("open %s", path);
+	if (syscall(SYS_finit_module, fd, params, 0))
+		die("finit_module %s %s", path, params);
+	close(fd);
+}
+
+static void module_unload(void)
+{
+	int tries;
+
+	for (tries = 0; tries < 1000; tries++) {
+		if (!syscall(SYS_delete_module, "memmgr", O_NONBLOCK))
+			return;
+		if (errno != EAGAIN && errno != EBUSY)
+			break;
+		usleep(1000);
+	}
+	die("delete_module memmgr");
+}
+
+/*
+ * Load with @params and unload: the times in ms, and how much MemFree
+ * dropped while it was loaded, in bytes.
+ */
+static void load_cycle(const char *path, const char *params, double *load_ms,
+		       double *unload_ms, double *taken)
+{
+	long before = meminfo_kb("MemFree"), after;
+	uint64_t t0 = now_ns(), t1;
+
+	module_load(path, params);
+	t1 = now_ns();
+	after = meminfo_kb("MemFree");
+	module_unload();
+	*load_ms = (t1 - t0) / 1e6;
+	*unload_ms = (now_ns() - t1) / 1e6;
+	*taken = (before - after) * 1024.0;
+}
+
+static void case_insmod(const char *path, const char *params)
+{
+	double load[2][MAX_REPS], unload[2][MAX_REPS], taken[2][MAX_REPS];
+	const char *floor_params = "total=4096";
+	char what[40];
+	struct result *r;
+	int rep, w, reps = sz.load_reps;
+
+	if (module_loaded())
+		die("--module: memmgr is loaded already (run vm.sh --no-load)");
+	progress("case 7: insmod %s against insmod %s", params, floor_params);
+	for (rep = 0; rep < reps; rep++)
+		for (w = 0; w < 2; w++) {
+			int k = (rep + w) % 2;
+
+			load_cycle(path, k ? floor_params : params,
+				   &load[k][rep], &unload[k][rep],
+				   &taken[k][rep]);
+		}
+	snprintf(what, sizeof(what), "insmod %s", params);
+	r = add_result(7, what, "ms", "insmod 1 page");
+	set_samples(r, load[0], load[1], reps);
+	snprintf(what, sizeof(what), "rmmod %s", params);
+	r = add_result(7, what, "ms", "rmmod 1 page");
+	set_samples(r, unload[0], unload[1], reps);
+	module_load(path, params);
+	fig.loaded_here = true;
+	/* What MemFree lost beyond a 1-page load: the reserve and more. */
+	for (rep = 0; rep < reps; rep++)
+		taken[0][rep] -= taken[1][rep] - PAGE;
+	fig.reserve_overhead_per_gib = median(taken[0], reps);
+}
+
+static void metadata_rows(void)
+{
+	double gib;
+	struct result *r;
+
+	fig.slab_object_size =
+		read_long("/sys/kernel/slab/memmgr_buffer/object_size");
+	fig.slab_size = read_long("/sys/kernel/slab/memmgr_buffer/slab_size");
+	/* memmgr_dev.evictable: one pointer per reserved page. */
+	fig.evictable_per_gib = (double)(1UL << 30) / PAGE * sizeof(void *);
+
+	r = add_result(7, "slab bytes per live allocation", "B",
+		       "memmgr_buffer");
+	r->a = fig.slab_per_alloc;
+	r->b = fig.slab_size > 0 ? fig.slab_size : NAN;
+	if (isnan(fig.reserve_overhead_per_gib))
+		return;
+	gib = (double)fig.total / (1UL << 30);
+	fig.reserve_overhead_per_gib = (fig.reserve_overhead_per_gib -
+					fig.total) / gib;
+	r = add_result(7, "bytes per reserved GiB", "B", "evictable[]");
+	r->a = fig.reserve_overhead_per_gib;
+	r->b = fig.evictable_per_gib;
+}
+
+/* Output. */
+
+static void json_num(FILE *f, double v)
+{
+	if (isnan(v) || isinf(v))
+		fputs("null", f);
+	else
+		fprintf(f, "%.6g", v);
+}
+
+static void json_samples(FILE *f, const double *v, int n)
+{
+	int i;
+
+	fputc('[', f);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", f);
+		json_num(f, v[i]);
+	}
+	fputc(']', f);
+}
+
+static void write_json(FILE *f, const char *date, const char *kernel,
+		       const char *cpu, const char *clock)
+{
+	int i, s;
+
+	fprintf(f, "{\n  \"date\": \"%s\",\n  \"accel\": \"%s\",\n", date,
+		accel);
+	fprintf(f, "  \"kernel\": \"%s\",\n  \"cpu\": \"%s\",\n", kernel,
+		cpu);
+	fprintf(f, "  \"vcpus\": %ld,\n  \"clocksource\": \"%s\",\n",
+		sysconf(_SC_NPROCESSORS_ONLN), clock);
+	fprintf(f, "  \"quick\": %s,\n  \"reps\": %d,\n  \"total\": %llu,\n",
+		quick ? "true" : "false", sz.reps,
+		(unsigned long long)fig.total);
+	fputs("  \"results\": [\n", f);
+	for (i = 0; i < nr_results; i++) {
+		const struct result *r = &results[i];
+		int met = result_met(r);
+		char t[24];
+
+		fprintf(f, "    {\"case\": %d, \"what\": \"%s\", \"unit\": \"%s\", \"baseline_name\": \"%s\",\n",
+			r->cs, r->what, r->unit, r->bname);
+		fputs("     \"memmgr\": ", f);
+		json_num(f, r->a);
+		fputs(", \"baseline\": ", f);
+		json_num(f, r->b);
+		fputs(", \"ratio\": ", f);
+		json_num(f, r->ratio);
+		fprintf(f, ", \"target\": \"%s\", \"met\": %s,\n",
+			target_str(r, t, sizeof(t)),
+			met < 0 ? "null" : met ? "true" : "false");
+		fputs("     \"memmgr_samples\": ", f);
+		json_samples(f, r->sa, r->nr);
+		fputs(", \"baseline_samples\": ", f);
+		json_samples(f, r->sb, r->nr);
+		fprintf(f, "}%s\n", i + 1 < nr_results ? "," : "");
+	}
+	fputs("  ],\n  \"sizes\": [\n", f);
+	for (s = 0; s < NR_MAP_SIZES; s++) {
+		fprintf(f, "    {\"bytes\": %zu, \"memmgr_ns\": ", map_sizes[s]);
+		json_num(f, fig.map_ns[s][0]);
+		fputs(", \"anon_ns\": ", f);
+		json_num(f, fig.map_ns[s][1]);
+		fputs(", \"memfd_ns\": ", f);
+		json_num(f, fig.map_ns[s][2]);
+		fprintf(f, "}%s\n", s + 1 < NR_MAP_SIZES ? "," : "");
+	}
+	fputs("  ],\n  \"small\": [\n", f);
+	for (s = 0; s < NR_SMALL; s++) {
+		fprintf(f, "    {\"bytes\": %zu, \"memmgr_ns\": ",
+			small_sizes[s]);
+		json_num(f, fig.small_ns[s][0]);
+		fputs(", \"glibc_ns\": ", f);
+		json_num(f, fig.small_ns[s][1]);
+		fputs(", \"jemalloc_ns\": ", f);
+		json_num(f, fig.small_ns[s][2]);
+		fprintf(f, "}%s\n", s + 1 < NR_SMALL ? "," : "");
+	}
+	fputs("  ],\n  \"syscall_floor_ns\": ", f);
+	json_num(f, fig.per_ioctl_ns);
+	fputs(",\n  \"rep_stosb_4k_ns\": ", f);
+	json_num(f, fig.rep_stosb_ns);
+	fprintf(f, ",\n  \"live_many\": %ld,\n", fig.live_many);
+	fprintf(f, "  \"churn\": {\"buffer_bytes\": %lu, \"buffers\": %llu, \"evictions\": %llu},\n",
+		CHURN_BUF, (unsigned long long)fig.churn_buffers,
+		(unsigned long long)fig.churn_evictions);
+	fprintf(f, "  \"zipf\": {\"s\": %.2f, \"keys\": %ld, \"room\": %ld, \"measured\": %ld, \"random_hit_pct\": ",
+		ZIPF_S, fig.zipf_keys, fig.zipf_room, fig.zipf_measured);
+	json_num(f, fig.zipf_random);
+	fputs(", \"lru_simulated_hit_pct\": ", f);
+	json_num(f, fig.zipf_lru);
+	fputs(", \"lru_implemented\": false},\n", f);
+	fputs("  \"metadata\": {\"slab_bytes_per_alloc\": ", f);
+	json_num(f, fig.slab_per_alloc);
+	fprintf(f, ", \"memmgr_buffer_object_size\": %ld, \"memmgr_buffer_slab_size\": %ld, \"bytes_per_reserved_gib\": ",
+		fig.slab_object_size, fig.slab_size);
+	json_num(f, fig.reserve_overhead_per_gib);
+	fputs(", \"evictable_bytes_per_gib\": ", f);
+	json_num(f, fig.evictable_per_gib);
+	fputs("}\n}\n", f);
+}
+
+static void emit(const char *json_path)
+{
+	char date[32], cpu[128], clock[64];
+	struct utsname un;
+	time_t now = time(NULL);
+	FILE *f;
+	int s;
+
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	uname(&un);
+	read_field("/proc/cpuinfo", "model name", cpu, sizeof(cpu));
+	read_field("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+		   "", clock, sizeof(clock));
+
+	qsort(results, nr_results, sizeof(results[0]), cmp_case);
+	f = fopen(json_path, "w");
+	if (!f)
+		die("open %s", json_path);
+	write_json(f, date, un.release, cpu, clock);
+	if (fclose(f))
+		die("write %s", json_path);
+
+	puts("@@memmgr-bench-json-begin");
+	write_json(stdout, date, un.release, cpu, clock);
+	puts("@@memmgr-bench-json-end");
+	puts("@@memmgr-bench-sizes-begin");
+	puts("# bytes memmgr_ns anon_ns memfd_ns");
+	for (s = 0; s < NR_MAP_SIZES; s++)
+		printf("%zu %.0f %.0f %.0f\n", map_sizes[s], fig.map_ns[s][0],
+		       fig.map_ns[s][1], fig.map_ns[s][2]);
+	puts("@@memmgr-bench-sizes-end");
+	puts("@@memmgr-bench-small-begin");
+	puts("# bytes memmgr_ns glibc_ns jemalloc_ns");
+	for (s = 0; s < NR_SMALL; s++)
+		printf("%zu %.1f %.1f %.1f\n", small_sizes[s],
+		       fig.small_ns[s][0], fig.small_ns[s][1],
+		       fig.small_ns[s][2]);
+	puts("@@memmgr-bench-small-end");
+
+	printf("\nmemmgr_bench %s: %s, kernel %s, %ld vCPUs, accel %s, clock %s, %d repetitions, medians\n",
+	       quick ? "--quick (no figure means anything)" : "", date,
+	       un.release, sysconf(_SC_NPROCESSORS_ONLN), accel, clock,
+	       sz.reps);
+	puts("@@memmgr-bench-table-begin");
+	print_table(stdout);
+	puts("@@memmgr-bench-table-end");
+	fflush(stdout);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]\n"
+		"                    [--accel NAME] [--reps N]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "module", required_argument, NULL, 'm' },
+		{ "params", required_argument, NULL, 'p' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	const char *json_path = "/tmp/bench.json", *module = NULL;
+	const char *params = "total=1G";
+	struct memmgr_stats st;
+	int opt, reps = 0, fd;
+
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			quick = true;
+			break;
+		case 'j':
+			json_path = optarg;
+			break;
+		case 'm':
+			module = optarg;
+			break;
+		case 'p':
+			params = optarg;
+			break;
+		case 'a':
+			accel = optarg;
+			break;
+		case 'r':
+			reps = atoi(optarg);
+			if (reps < 1 || reps > MAX_REPS)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	sz = quick ? quick_sizing : full_sizing;
+	if (reps)
+		sz.reps = reps;
+
+	if (module)
+		case_insmod(module, params);
+	else
+		progress("case 7: no --module: insmod not timed");
+	fd = dev_open();
+	dev_stats(fd, &st);
+	fig.total = st.total;
+	progress("memmgr: %llu MiB reserved, %s%s",
+		 (unsigned long long)(st.total / MIB),
+		 quick ? "quick mode" : "full run",
+		 fig.loaded_here ? ", loaded by this run" : "");
+
+	case_syscall_floor(fd);
+	case_two_procs();
+	case_live_allocs();
+	case_map_sizes(fd);
+	case_churn();
+	case_zipf();
+	case_small();
+	metadata_rows();
+	close(fd);
+
+	emit(json_path);
+	return 0;
+}

@@ -1,0 +1,927 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftests of libmemmgr, run in a VM against the loaded module: memory
+ * of both pools by pointer, lookup and eviction, release by id, small
+ * objects packed into chunks, the library's figures against the kernel's,
+ * the original design's names, and many threads on one handle.
+ *
+ * Every figure is worked out here from what the kernel reports of the
+ * reserve (total, quotas, page size); the tests need a reserve of at least
+ * 64 pages and an otherwise idle device.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libmemmgr.h"
+
+#include "kselftest_harness.h"
+
+#define ST MEMMGR_POOL_STORAGE
+#define EX MEMMGR_POOL_EXEC
+
+static struct memmgr_lib_stats stats(struct memmgr *mm)
+{
+	struct memmgr_lib_stats st;
+
+	if (memmgr_get_stats(mm, &st))
+		memset(&st, 0xff, sizeof(st));
+	return st;
+}
+
+static uint64_t used(struct memmgr *mm, int pool)
+{
+	return stats(mm).kernel.pool[pool].used;
+}
+
+static int all_bytes(const void *p, size_t n, unsigned char v)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i] != v)
+			return 0;
+	return 1;
+}
+
+/* Wait (at most 10 s) until the device holds @n requests. */
+static int wait_waiters(struct memmgr *mm, uint32_t n)
+{
+	int i;
+
+	for (i = 0; i < 10000; i++) {
+		if (stats(mm).kernel.waiters == n)
+			return 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
+static uintptr_t page_of(const void *p, uint64_t pg)
+{
+	return (uintptr_t)p & ~(uintptr_t)(pg - 1);
+}
+
+FIXTURE(lib) {
+	struct memmgr *mm;
+	uint64_t pg;		/* page size */
+	uint64_t T, S, E;	/* bytes */
+	struct memmgr_lib_stats st0;	/* at the start of the test */
+};
+
+/* A kernel counter's change since the test started. */
+#define DELTA(now, p, field) \
+	((now).kernel.pool[p].field - self->st0.kernel.pool[p].field)
+
+/* Every figure of the library is zero: nothing held, nothing counted. */
+#define EXPECT_LIB_IDLE(st) do {					\
+	EXPECT_EQ(0, (st).requested[ST] + (st).requested[EX]);		\
+	EXPECT_EQ(0, (st).charged[ST] + (st).charged[EX]);		\
+	EXPECT_EQ(0, (st).buffers[ST] + (st).buffers[EX]);		\
+	EXPECT_EQ(0, (st).small_objects);				\
+	EXPECT_EQ(0, (st).small_requested);				\
+	EXPECT_EQ(0, (st).small_chunks);				\
+	EXPECT_EQ(0, (st).small_charged);				\
+	EXPECT_EQ(0, (st).kernel.client_used[ST]);			\
+	EXPECT_EQ(0, (st).kernel.client_used[EX]);			\
+} while (0)
+
+FIXTURE_SETUP(lib)
+{
+	struct memmgr_lib_stats st;
+	int ret;
+
+	ret = memmgr_open(&self->mm, 0);
+	if (ret == -ENODEV)
+		SKIP(return, "memmgr.ko is not loaded");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, memmgr_get_stats(self->mm, &st));
+	self->st0 = st;
+	self->pg = st.kernel.page_size;
+	self->T = st.kernel.total;
+	self->S = st.kernel.pool[ST].quota;
+	self->E = st.kernel.pool[EX].quota;
+	ASSERT_EQ(sysconf(_SC_PAGESIZE), self->pg);
+	ASSERT_LE(64 * self->pg, self->T);
+	ASSERT_LE(MEMMGR_SMALL_MAX * 2, self->pg);
+	/* Each test starts on an idle device and an idle handle. */
+	ASSERT_EQ(0, st.kernel.pool[ST].used);
+	ASSERT_EQ(0, st.kernel.pool[EX].used);
+	ASSERT_EQ(0, st.kernel.waiters);
+	EXPECT_LIB_IDLE(st);
+}
+
+FIXTURE_TEARDOWN(lib)
+{
+	memmgr_close(self->mm);
+}
+
+/* Execution memory above the small size: whole pages, mapped, zeroed. */
+TEST_F(lib, exec_alloc_free)
+{
+	struct memmgr_lib_stats st;
+	size_t size = 3 * self->pg + 1;
+	unsigned char *p;
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, size, 0, (void **)&p));
+	EXPECT_EQ(0, (uintptr_t)p % self->pg);
+	EXPECT_TRUE(all_bytes(p, 4 * self->pg, 0));
+	memset(p, 0x3c, 4 * self->pg);
+	EXPECT_TRUE(all_bytes(p, 4 * self->pg, 0x3c));
+	st = stats(self->mm);
+	EXPECT_EQ(4 * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(4 * self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(size, st.requested[EX]);
+	EXPECT_EQ(4 * self->pg, st.charged[EX]);
+	EXPECT_EQ(1, st.buffers[EX]);
+	EXPECT_EQ(0, st.small_objects);
+	EXPECT_EQ(0, st.small_chunks);
+
+	/* Not the start of an allocation: refused, nothing freed. */
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p + self->pg));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p + 16));
+	EXPECT_EQ(4 * self->pg, used(self->mm, EX));
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_EQ(1, DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p));
+	EXPECT_EQ(0, memmgr_free(self->mm, NULL));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, &st));
+}
+
+/* Storage memory: pinned from the start, found by page id, freed. */
+TEST_F(lib, storage_alloc_lookup_free)
+{
+	struct memmgr_lib_stats st;
+	unsigned char *p;
+	void *q = NULL;
+	size_t size = 0;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 9, self->pg + 100, 0, 0,
+					  (void **)&p));
+	EXPECT_TRUE(all_bytes(p, 2 * self->pg, 0));
+	memset(p, 0x77, 2 * self->pg);
+	st = stats(self->mm);
+	EXPECT_EQ(2 * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(2 * self->pg, st.kernel.pool[ST].pinned);
+	EXPECT_EQ(self->pg + 100, st.requested[ST]);
+	EXPECT_EQ(2 * self->pg, st.charged[ST]);
+	EXPECT_EQ(1, st.buffers[ST]);
+
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 9, &q, &size));
+	EXPECT_EQ(p, q);
+	EXPECT_EQ(2 * self->pg, size);
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 9, NULL, NULL));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 10, &q, &size));
+	EXPECT_EQ(-EEXIST, memmgr_alloc_storage(self->mm, 9, 1, 0, 0, &q));
+
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 9, NULL, NULL));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[ST].used);
+	EXPECT_LIB_IDLE(st);
+	/* The page id is free again. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 9, 1, 0, 0, &q));
+	EXPECT_EQ(self->pg, used(self->mm, ST));
+}
+
+/* Unpinned from the start; pins count. */
+TEST_F(lib, storage_pins)
+{
+	void *p;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 3, 2 * self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	EXPECT_EQ(0, stats(self->mm).kernel.pool[ST].pinned);
+	EXPECT_EQ(0, memmgr_pin(self->mm, 3));
+	EXPECT_EQ(0, memmgr_pin(self->mm, 3));
+	EXPECT_EQ(2 * self->pg, stats(self->mm).kernel.pool[ST].pinned);
+	EXPECT_EQ(0, memmgr_unpin(self->mm, 3));
+	EXPECT_EQ(2 * self->pg, stats(self->mm).kernel.pool[ST].pinned);
+	EXPECT_EQ(0, memmgr_unpin(self->mm, 3));
+	EXPECT_EQ(0, stats(self->mm).kernel.pool[ST].pinned);
+	EXPECT_EQ(-EINVAL, memmgr_unpin(self->mm, 3));
+	EXPECT_EQ(-ENOENT, memmgr_pin(self->mm, 4));
+	EXPECT_EQ(-ENOENT, memmgr_unpin(self->mm, 4));
+}
+
+/* An evicted buffer: lookup says ESTALE and gives the pointer to free. */
+TEST_F(lib, lookup_estale_after_eviction)
+{
+	struct memmgr_lib_stats st;
+	void *p, *q, *r = NULL;
+	size_t size = 0;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->S, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	memset(p, 0x5a, self->S);
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->S, 0, 0, &q));
+	EXPECT_TRUE(all_bytes(q, self->S, 0));
+	st = stats(self->mm);
+	EXPECT_EQ(1, DELTA(st, ST, evictions));
+	EXPECT_EQ(self->S, st.kernel.pool[ST].used);
+	EXPECT_EQ(self->S, st.kernel.client_used[ST]);
+	/* The library counts the stale buffer until it is freed. */
+	EXPECT_EQ(2 * self->S, st.charged[ST]);
+	EXPECT_EQ(2, st.buffers[ST]);
+
+	EXPECT_EQ(-ESTALE, memmgr_lookup_page(self->mm, 1, &r, &size));
+	EXPECT_EQ(p, r);
+	EXPECT_EQ(self->S, size);
+	EXPECT_EQ(-ESTALE, memmgr_pin(self->mm, 1));
+	EXPECT_EQ(-ESTALE, memmgr_unpin(self->mm, 1));
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 2, &r, NULL));
+	EXPECT_EQ(q, r);
+
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 1, NULL, NULL));
+	st = stats(self->mm);
+	EXPECT_EQ(self->S, st.charged[ST]);
+	EXPECT_EQ(1, st.buffers[ST]);
+	EXPECT_EQ(self->S, st.kernel.pool[ST].used);
+}
+
+/* One page of 16-byte objects is exactly one chunk, given back when empty. */
+TEST_F(lib, small_objects_pack_into_one_page)
+{
+	size_t n = self->pg / 16, i, j;
+	struct memmgr_lib_stats st;
+	unsigned char **obj;
+	void *extra;
+
+	obj = calloc(n, sizeof(*obj));
+	ASSERT_NE(NULL, obj);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, 16, 0,
+					       (void **)&obj[i]));
+		EXPECT_EQ(0, (uintptr_t)obj[i] % 16);
+		EXPECT_EQ(page_of(obj[0], self->pg),
+			  page_of(obj[i], self->pg));
+		EXPECT_TRUE(all_bytes(obj[i], 16, 0));
+		memset(obj[i], (int)(i & 0xff), 16);
+	}
+	/* Each object kept its own bytes: none overlaps another. */
+	for (i = 0; i < n; i++)
+		EXPECT_TRUE(all_bytes(obj[i], 16, i & 0xff));
+	st = stats(self->mm);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(1, DELTA(st, EX, allocs));
+	EXPECT_EQ(n, st.small_objects);
+	EXPECT_EQ(16 * n, st.small_requested);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(self->pg, st.small_charged);
+	EXPECT_EQ(16 * n, st.requested[EX]);
+	EXPECT_EQ(self->pg, st.charged[EX]);
+	EXPECT_EQ(1, st.buffers[EX]);
+
+	/* One more needs a second chunk. */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, 16, 0, &extra));
+	EXPECT_NE(page_of(obj[0], self->pg), page_of(extra, self->pg));
+	st = stats(self->mm);
+	EXPECT_EQ(2 * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(2, st.small_chunks);
+	ASSERT_EQ(0, memmgr_free(self->mm, extra));
+	EXPECT_EQ(self->pg, used(self->mm, EX));
+
+	/* Freeing all but one keeps the chunk; the last gives it back. */
+	for (i = 0, j = n / 2; i < n; i++) {
+		if (i != j)
+			ASSERT_EQ(0, memmgr_free(self->mm, obj[i]));
+	}
+	st = stats(self->mm);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(1, st.small_objects);
+	EXPECT_EQ(16, st.small_requested);
+	ASSERT_EQ(0, memmgr_free(self->mm, obj[j]));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_EQ(2, DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+	free(obj);
+}
+
+/*
+ * Each size class has its own chunks, objects are aligned to their class,
+ * and a request just above MEMMGR_SMALL_MAX takes a whole page.
+ */
+TEST_F(lib, size_classes)
+{
+	struct memmgr_lib_stats st;
+	uint64_t requested = 0;
+	size_t c, nr = 0;
+	void *p, *big;
+
+	for (c = MEMMGR_SMALL_MIN; c <= MEMMGR_SMALL_MAX; c *= 2) {
+		size_t size = c / 2 + 1;	/* the smallest of class c */
+
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, size, 0, &p));
+		EXPECT_EQ(0, (uintptr_t)p % c);
+		requested += size;
+		nr++;
+	}
+	/* Classes 16..2048: 8 chunks, one page each. */
+	EXPECT_EQ(8, nr);
+	st = stats(self->mm);
+	EXPECT_EQ(nr * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(nr, st.small_chunks);
+	EXPECT_EQ(nr, st.small_objects);
+	/* 9 + 17 + 33 + 65 + 129 + 257 + 513 + 1025 */
+	EXPECT_EQ(2048, requested);
+	EXPECT_EQ(2048, st.small_requested);
+	EXPECT_EQ(2048, st.requested[EX]);
+	EXPECT_EQ(nr * self->pg, st.small_charged);
+
+	/* A page holds pg / 2048 objects of 2048 bytes (one is there). */
+	for (c = 1; c < self->pg / MEMMGR_SMALL_MAX; c++)
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX,
+					       0, &p));
+	EXPECT_EQ(nr, stats(self->mm).small_chunks);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX, 0, &p));
+	EXPECT_EQ(nr + 1, stats(self->mm).small_chunks);
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX + 1, 0,
+				       &big));
+	EXPECT_EQ(0, (uintptr_t)big % self->pg);
+	st = stats(self->mm);
+	EXPECT_EQ(nr + 1, st.small_chunks);
+	EXPECT_EQ(nr + 2, st.buffers[EX]);
+	EXPECT_EQ((nr + 2) * self->pg, st.kernel.pool[EX].used);
+}
+
+/* The library reports bytes asked for against bytes charged. */
+TEST_F(lib, requested_vs_charged)
+{
+	size_t per_chunk = self->pg / 128, i;
+	struct memmgr_lib_stats st;
+	void *p, *big;
+
+	/* 100 bytes go in the 128-byte class: pg / 128 per chunk. */
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 5, 100, 0, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(1000, st.small_requested);
+	EXPECT_EQ(1000, st.requested[EX]);
+	EXPECT_EQ(self->pg, st.small_charged);
+	EXPECT_EQ(self->pg, st.charged[EX]);
+	EXPECT_EQ(self->pg, st.kernel.client_used[EX]);
+
+	for (; i < per_chunk + 1; i++)
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 5, 100, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 5, 5 * self->pg - 7, 0, &big));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 5, 10, 0, 0, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(100 * (per_chunk + 1), st.small_requested);
+	EXPECT_EQ(2 * self->pg, st.small_charged);
+	EXPECT_EQ(100 * (per_chunk + 1) + 5 * self->pg - 7, st.requested[EX]);
+	EXPECT_EQ(7 * self->pg, st.charged[EX]);
+	EXPECT_EQ(7 * self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(3, st.buffers[EX]);
+	EXPECT_EQ(10, st.requested[ST]);
+	EXPECT_EQ(self->pg, st.charged[ST]);
+	EXPECT_EQ(1, st.buffers[ST]);
+}
+
+/* A freed slot is handed out again, zeroed; bad frees are refused. */
+TEST_F(lib, small_reuse_and_bad_frees)
+{
+	unsigned char *a, *b, *c;
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 6, 64, 0, (void **)&a));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 6, 64, 0, (void **)&b));
+	EXPECT_EQ(a + 64, b);
+	memset(a, 0xab, 64);
+	memset(b, 0xcd, 64);
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, a + 1));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, a + 128));	/* free slot */
+	ASSERT_EQ(0, memmgr_free(self->mm, a));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, a));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 6, 50, 0, (void **)&c));
+	EXPECT_EQ(a, c);
+	EXPECT_TRUE(all_bytes(c, 64, 0));
+	EXPECT_TRUE(all_bytes(b, 64, 0xcd));
+	EXPECT_EQ(self->pg, used(self->mm, EX));
+	EXPECT_EQ(2, stats(self->mm).small_objects);
+}
+
+/* A chunk belongs to one exec id. */
+TEST_F(lib, chunks_per_exec_id)
+{
+	void *a, *b;
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &a));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, 16, 0, &b));
+	EXPECT_NE(page_of(a, self->pg), page_of(b, self->pg));
+	EXPECT_EQ(2 * self->pg, used(self->mm, EX));
+	EXPECT_EQ(2, stats(self->mm).small_chunks);
+}
+
+/* Releasing an exec id frees its buffers and its small objects' chunks. */
+TEST_F(lib, release_exec)
+{
+	struct memmgr_lib_stats st;
+	void *small7[8], *big7, *huge7, *p8;
+	uint64_t freed = 1;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 16, 0,
+					       &small7[i]));
+	for (; i < 8; i++)
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 512, 0,
+					       &small7[i]));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, MEMMGR_SMALL_MAX + 1, 0,
+				       &big7));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 3 * self->pg, 0, &huge7));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 8, 16, 0, &p8));
+	/* exec 7: a 16-byte chunk, a 512-byte chunk, 1 page, 3 pages. */
+	EXPECT_EQ(7 * self->pg, used(self->mm, EX));
+
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 7, &freed));
+	EXPECT_EQ(6 * self->pg, freed);
+	st = stats(self->mm);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(4, DELTA(st, EX, frees));
+	EXPECT_EQ(1, st.small_objects);
+	EXPECT_EQ(16, st.small_requested);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(1, st.buffers[EX]);
+	EXPECT_EQ(16, st.requested[EX]);
+	EXPECT_EQ(self->pg, st.charged[EX]);
+	/* Every pointer of exec 7 is gone. */
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(-EINVAL, memmgr_free(self->mm, small7[i]));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, big7));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, huge7));
+
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 7, &freed));
+	EXPECT_EQ(0, freed);
+	/* Exec 7 can start again. */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 16, 0, &small7[0]));
+	EXPECT_EQ(2 * self->pg, used(self->mm, EX));
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 7, NULL));
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 8, &freed));
+	EXPECT_EQ(self->pg, freed);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_LIB_IDLE(st);
+}
+
+/* Releasing a page id, live or evicted. */
+TEST_F(lib, release_page)
+{
+	struct memmgr_lib_stats st;
+	uint64_t freed = 1;
+	void *p;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 4, 3 * self->pg, 0, 0, &p));
+	ASSERT_EQ(0, memmgr_release_page(self->mm, 4, &freed));
+	EXPECT_EQ(3 * self->pg, freed);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 4, NULL, NULL));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p));
+	ASSERT_EQ(0, memmgr_release_page(self->mm, 4, &freed));
+	EXPECT_EQ(0, freed);
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 5, self->S, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 6, self->S, 0, 0, &p));
+	EXPECT_EQ(-ESTALE, memmgr_lookup_page(self->mm, 5, NULL, NULL));
+	ASSERT_EQ(0, memmgr_release_page(self->mm, 5, &freed));
+	EXPECT_EQ(0, freed);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 5, NULL, NULL));
+	ASSERT_EQ(0, memmgr_release_page(self->mm, 6, &freed));
+	EXPECT_EQ(self->S, freed);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[ST].used);
+	EXPECT_LIB_IDLE(st);
+}
+
+/* The original design's interface. */
+TEST_F(lib, original_names)
+{
+	struct timespec t0, t1;
+	unsigned char *e, *s;
+	void *all;
+	long ms;
+
+	e = memmgr_acquire_execution_memory(self->mm, 11, 100);
+	ASSERT_NE(NULL, e);
+	EXPECT_TRUE(all_bytes(e, 100, 0));
+	s = memmgr_acquire_storage_memory(self->mm, 12, self->pg);
+	ASSERT_NE(NULL, s);
+	memset(s, 1, self->pg);
+	EXPECT_EQ(self->pg, stats(self->mm).kernel.pool[ST].pinned);
+	errno = 0;
+	EXPECT_EQ(NULL, memmgr_acquire_storage_memory(self->mm, 12, 1));
+	EXPECT_EQ(EEXIST, errno);
+	errno = 0;
+	EXPECT_EQ(NULL, memmgr_acquire_execution_memory(self->mm, 11, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(self->pg, memmgr_release_storage_memory(self->mm, 12));
+	EXPECT_EQ(0, memmgr_release_storage_memory(self->mm, 12));
+	EXPECT_EQ(self->pg, memmgr_release_execution_memory(self->mm, 11));
+	EXPECT_EQ(0, used(self->mm, EX) + used(self->mm, ST));
+
+	/* By default they decline at once; memmgr_set_timeout() holds. */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, self->T, 0, &all));
+	errno = 0;
+	EXPECT_EQ(NULL, memmgr_acquire_execution_memory(self->mm, 11, 100));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_EQ(-EINVAL, memmgr_set_timeout(self->mm, -2));
+	ASSERT_EQ(0, memmgr_set_timeout(self->mm, 100));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	errno = 0;
+	EXPECT_EQ(NULL, memmgr_acquire_storage_memory(self->mm, 12, 1));
+	EXPECT_EQ(ETIMEDOUT, errno);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	EXPECT_LE(100, ms);
+	EXPECT_EQ(1, DELTA(stats(self->mm), ST, held));
+}
+
+/* Declined, too big, and bad arguments; a full pool still serves chunks. */
+TEST_F(lib, errors)
+{
+	struct memmgr_lib_stats st;
+	void *p, *q, *all;
+
+	EXPECT_EQ(-EINVAL, memmgr_alloc_exec(self->mm, 1, 0, 0, &p));
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage(self->mm, 1, 0, 0, 0, &p));
+	EXPECT_EQ(-EINVAL, memmgr_alloc_exec(self->mm, 1, 16, -2, &p));
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage(self->mm, 1, 16, 0, 2, &p));
+	EXPECT_EQ(-EINVAL, memmgr_alloc_exec(self->mm, 1, 16, 0, NULL));
+	EXPECT_EQ(-E2BIG, memmgr_alloc_exec(self->mm, 1, self->T + 1, 0, &p));
+	EXPECT_EQ(-E2BIG, memmgr_alloc_storage(self->mm, 1, self->S + 1,
+					       MEMMGR_WAIT_FOREVER, 0, &p));
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, self->T - self->pg, 0,
+				       &all));
+	EXPECT_EQ(0, stats(self->mm).kernel.free);
+	/* Room in exec 1's chunk: granted without the kernel. */
+	EXPECT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &q));
+	/* A new chunk, a page, storage: none to be had. */
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 1, 32, 0, &q));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 3, 16, 0, &q));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 1, self->pg, 0, &q));
+	EXPECT_EQ(-ETIMEDOUT, memmgr_alloc_storage(self->mm, 1, 1, 50, 0, &q));
+	st = stats(self->mm);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(2, st.small_objects);
+	EXPECT_EQ(2, st.buffers[EX]);
+	EXPECT_EQ(0, st.buffers[ST]);
+	/* Argument errors never reach the kernel. */
+	EXPECT_EQ(4, DELTA(st, EX, declined));
+	EXPECT_EQ(2, DELTA(st, ST, declined));
+	EXPECT_EQ(1, DELTA(st, ST, held));
+}
+
+/* A handle opened MEMMGR_OPEN_NONBLOCK never waits. */
+TEST_F(lib, nonblock)
+{
+	struct memmgr *nb;
+	void *p;
+
+	EXPECT_EQ(-EINVAL, memmgr_open(&nb, 1U << 1));
+	ASSERT_EQ(0, memmgr_open(&nb, MEMMGR_OPEN_NONBLOCK));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, self->T, 0, &p));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(nb, 1, 16, MEMMGR_WAIT_FOREVER,
+					     &p));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_storage(nb, 1, 1, MEMMGR_WAIT_FOREVER,
+						0, &p));
+	EXPECT_EQ(0, DELTA(stats(self->mm), EX, held));
+	memmgr_close(nb);
+}
+
+struct waiter {
+	struct memmgr *mm;
+	size_t size;
+	int ret;
+	void *ptr;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->ret = memmgr_alloc_exec(w->mm, 9, w->size, MEMMGR_WAIT_FOREVER,
+				   &w->ptr);
+	return NULL;
+}
+
+/*
+ * A request waiting for memory does not hold the handle: another thread
+ * of the same handle frees the memory it waits for.
+ */
+TEST_F(lib, wait_leaves_handle_usable)
+{
+	struct waiter w = { .mm = self->mm, .size = 100, .ret = 1 };
+	pthread_t thread;
+	void *all, *q;
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, self->T, 0, &all));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, wait_thread, &w));
+	ASSERT_EQ(0, wait_waiters(self->mm, 1));
+	EXPECT_EQ(1, w.ret);
+	/* The handle answers meanwhile. */
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 1, &q, NULL));
+	ASSERT_EQ(0, memmgr_free(self->mm, all));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	EXPECT_EQ(0, w.ret);
+	EXPECT_TRUE(all_bytes(w.ptr, 100, 0));
+	EXPECT_EQ(self->pg, used(self->mm, EX));
+	EXPECT_EQ(1, stats(self->mm).small_objects);
+}
+
+#define NR_THREADS	4
+#define NR_LIVE		64
+#define NR_ROUNDS	3000
+
+/* The bytes worker @id writes in its slot @k: never 0. */
+static unsigned char fill_of(int id, int k)
+{
+	return (unsigned char)((id * NR_LIVE + k) % 255 + 1);
+}
+
+struct worker {
+	struct memmgr *mm;
+	unsigned int seed;
+	int id;
+	int errors;
+};
+
+/* Random small (and a few page) objects on two exec ids shared by all. */
+static void *worker_thread(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *obj[NR_LIVE] = { NULL };
+	size_t size[NR_LIVE] = { 0 };
+	int i, k;
+
+	for (i = 0; i < NR_ROUNDS; i++) {
+		unsigned char fill;
+
+		k = rand_r(&w->seed) % NR_LIVE;
+		fill = fill_of(w->id, k);
+		if (obj[k]) {
+			if (!all_bytes(obj[k], size[k], fill) ||
+			    memmgr_free(w->mm, obj[k]))
+				w->errors++;
+			obj[k] = NULL;
+			continue;
+		}
+		size[k] = 1 + rand_r(&w->seed) % MEMMGR_SMALL_MAX;
+		if (!(rand_r(&w->seed) % 16))
+			size[k] += 2 * MEMMGR_SMALL_MAX;
+		if (memmgr_alloc_exec(w->mm, i % 2, size[k], 0,
+				      (void **)&obj[k]) ||
+		    !all_bytes(obj[k], size[k], 0)) {
+			w->errors++;
+			obj[k] = NULL;
+			continue;
+		}
+		memset(obj[k], fill, size[k]);
+	}
+	for (k = 0; k < NR_LIVE; k++) {
+		if (obj[k] && (!all_bytes(obj[k], size[k], fill_of(w->id, k)) ||
+			       memmgr_free(w->mm, obj[k])))
+			w->errors++;
+	}
+	return NULL;
+}
+
+/* Several threads allocate and free on one handle; nothing is lost. */
+TEST_F(lib, threads)
+{
+	struct worker w[NR_THREADS];
+	pthread_t thread[NR_THREADS];
+	struct memmgr_lib_stats st;
+	int i;
+
+	for (i = 0; i < NR_THREADS; i++) {
+		w[i] = (struct worker){ .mm = self->mm, .seed = 1000 + i,
+					.id = i };
+		ASSERT_EQ(0, pthread_create(&thread[i], NULL, worker_thread,
+					    &w[i]));
+	}
+	for (i = 0; i < NR_THREADS; i++) {
+		ASSERT_EQ(0, pthread_join(thread[i], NULL));
+		EXPECT_EQ(0, w[i].errors);
+	}
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_LT(NR_THREADS, DELTA(st, EX, allocs));
+	EXPECT_EQ(DELTA(st, EX, allocs), DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+}
+
+/* Closing a handle unmaps everything: the kernel frees it all. */
+TEST_F(lib, close_frees_everything)
+{
+	struct memmgr *mm2;
+	void *p;
+
+	ASSERT_EQ(0, memmgr_open(&mm2, 0));
+	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 1, 3 * self->pg, 0, &p));
+	memset(p, 1, 3 * self->pg);
+	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 1, 16, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 2, 16, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_storage(mm2, 1, 2 * self->pg, 0, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_storage(mm2, 2, self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	EXPECT_EQ(5 * self->pg, used(self->mm, EX));
+	EXPECT_EQ(3 * self->pg, used(self->mm, ST));
+	memmgr_close(mm2);
+	EXPECT_EQ(0, used(self->mm, EX));
+	EXPECT_EQ(0, used(self->mm, ST));
+	memmgr_close(NULL);
+}
+
+struct releaser {
+	struct memmgr *mm;
+	int stop;		/* atomic */
+	int releases;
+};
+
+static void *release_thread(void *arg)
+{
+	struct releaser *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		if (memmgr_release_exec(r->mm, 5, NULL))
+			return NULL;
+		r->releases++;
+		usleep(100);
+	}
+	return NULL;
+}
+
+/*
+ * Releasing an exec id while another thread allocates with it: each
+ * allocation either stands or fails with -ECANCELED, and nothing leaks.
+ */
+TEST_F(lib, release_races_alloc)
+{
+	struct releaser r = { .mm = self->mm };
+	int i, ret, granted = 0, canceled = 0, other = 0;
+	struct memmgr_lib_stats st;
+	unsigned int seed = 7;
+	pthread_t thread;
+	void *p;
+
+	ASSERT_EQ(0, pthread_create(&thread, NULL, release_thread, &r));
+	for (i = 0; i < 2000; i++) {
+		size_t size = 1 + rand_r(&seed) % (2 * self->pg);
+
+		ret = memmgr_alloc_exec(self->mm, 5, size, 0, &p);
+		if (!ret)
+			granted++;
+		else if (ret == -ECANCELED)
+			canceled++;
+		else
+			other++;
+		/* Gone already if a release came first. */
+		if (!ret && i % 2) {
+			ret = memmgr_free(self->mm, p);
+			if (ret && ret != -EINVAL)
+				other++;
+		}
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	EXPECT_LT(0, r.releases);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(2000, granted + canceled);
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 5, NULL));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_EQ(DELTA(st, EX, allocs), DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+}
+
+/* Enough mappings that the tables grow: each one is still found. */
+TEST_F(lib, many_mappings)
+{
+	enum { N = 600 };
+	unsigned char **p;
+	unsigned int seed = 3;
+	int i, j;
+
+	p = calloc(N, sizeof(*p));
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < N; i++) {
+		ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1000 + i,
+						  MEMMGR_SMALL_MAX + 1, 0, 0,
+						  (void **)&p[i]));
+		p[i][0] = (unsigned char)i;
+	}
+	EXPECT_EQ(N * self->pg, used(self->mm, ST));
+	for (i = 0; i < N; i++) {
+		void *q = NULL;
+
+		ASSERT_EQ(0, memmgr_lookup_page(self->mm, 1000 + i, &q, NULL));
+		EXPECT_EQ(p[i], q);
+		EXPECT_EQ((unsigned char)i, p[i][0]);
+	}
+	/* Free in a random order. */
+	for (i = N - 1; i > 0; i--) {
+		unsigned char *t;
+
+		j = rand_r(&seed) % (i + 1);
+		t = p[i];
+		p[i] = p[j];
+		p[j] = t;
+	}
+	for (i = 0; i < N; i++)
+		ASSERT_EQ(0, memmgr_free(self->mm, p[i]));
+	EXPECT_EQ(0, used(self->mm, ST));
+	EXPECT_LIB_IDLE(stats(self->mm));
+	free(p);
+}
+
+static void *leak_workload(void *arg)
+{
+	struct memmgr *mm;
+	intptr_t ret = 1;
+	void *p[300];
+	int i;
+
+	if (memmgr_open(&mm, 0))
+		return (void *)ret;
+	for (i = 0; i < 300; i++)
+		if (memmgr_alloc_exec(mm, i % 3, 1 + i * 16, 0, &p[i]))
+			goto out_close;
+	for (i = 0; i < 100; i++)
+		if (memmgr_free(mm, p[i]))
+			goto out_close;
+	if (memmgr_release_exec(mm, 1, NULL) ||
+	    memmgr_alloc_storage(mm, 1, 1, 0, 0, &p[0]) ||
+	    memmgr_alloc_storage(mm, 2, 1, 0, 0, &p[0]) ||
+	    memmgr_release_page(mm, 1, NULL))
+		goto out_close;
+	ret = 0;
+out_close:
+	memmgr_close(mm);
+	return (void *)ret;
+}
+
+static void *run_thread(void *(*fn)(void *))
+{
+	pthread_t thread;
+	void *ret;
+
+	if (pthread_create(&thread, NULL, fn, NULL) ||
+	    pthread_join(thread, &ret))
+		return (void *)-1;
+	return ret;
+}
+
+/*
+ * The library gives back all the memory it took from malloc().  The work
+ * runs in a thread, whose exit empties its malloc cache (tcache), which
+ * mallinfo2() counts as in use; it runs twice and the second run is
+ * measured, so what the C library keeps for threads (a cached stack and
+ * its TLS, an arena) is already there.
+ */
+TEST(no_leaks)
+{
+	size_t before, after;
+
+	ASSERT_EQ(NULL, run_thread(leak_workload));
+	before = mallinfo2().uordblks;
+	ASSERT_EQ(NULL, run_thread(leak_workload));
+	after = mallinfo2().uordblks;
+	EXPECT_EQ(before, after);
+}
+
+TEST(error_strings)
+{
+	EXPECT_STREQ("Success", memmgr_strerror(0));
+	EXPECT_STREQ("Memory is not available now (request declined)",
+		     memmgr_strerror(-EAGAIN));
+	EXPECT_STREQ(memmgr_strerror(-EAGAIN), memmgr_strerror(EAGAIN));
+	EXPECT_STREQ("Memory did not become available in time",
+		     memmgr_strerror(-ETIMEDOUT));
+	EXPECT_STREQ("Storage buffer was evicted", memmgr_strerror(-ESTALE));
+	EXPECT_STREQ("memmgr is not loaded (no /dev/memmgr)",
+		     memmgr_strerror(-ENODEV));
+	EXPECT_STREQ("Released by its id while being allocated",
+		     memmgr_strerror(-ECANCELED));
+	EXPECT_STREQ("Request larger than its pool could ever grant",
+		     memmgr_strerror(-E2BIG));
+	/* Others as the C library says them; never NULL. */
+	EXPECT_STREQ("Bad file descriptor", memmgr_strerror(-EBADF));
+	EXPECT_STREQ("Unknown error", memmgr_strerror(-4000));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,1527 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftests of memmgr's answers to bad input, run in a VM against the
+ * loaded module: every ioctl with bad pointers, non-zero reserved fields,
+ * unknown flag bits, pools, sizes and timeouts, bad handles and wrong
+ * command numbers; mmap() outside the rules; and what happens to mappings
+ * across mprotect(), mremap(), munmap(), close(), fork(), free and
+ * eviction.
+ *
+ * Every bad call must fail with its exact errno and leave MEMMGR_IOC_STATS
+ * (the whole structure, read on the same file) as it was, except where the
+ * test works out the change: E2BIG counts one more declined request in its
+ * pool.  The number of bad inputs tried is printed after the totals.
+ *
+ * Sizes come from what the module reports (page size, total, quotas); the
+ * tests need a reserve of at least 64 pages and an otherwise idle device.
+ * In all, 1125 bad inputs (each test's comment gives its share).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/memmgr.h>
+
+#include "kselftest_harness.h"
+
+#define DEV "/dev/memmgr"
+#define NR(a)	(sizeof(a) / sizeof((a)[0]))
+#define ST MEMMGR_POOL_STORAGE
+#define EX MEMMGR_POOL_EXEC
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE	0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC		0x80000
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP	4
+#endif
+
+/*
+ * Bad inputs tried, over every test: the harness runs each test in a child
+ * of its own, so the count lives in shared memory.
+ */
+static unsigned int *nr_bad;
+static pid_t harness_pid;
+
+static void __attribute__((constructor)) bad_count_init(void)
+{
+	void *p = mmap(NULL, sizeof(*nr_bad), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	nr_bad = p == MAP_FAILED ? NULL : p;
+	harness_pid = getpid();
+}
+
+static void __attribute__((destructor)) bad_count_print(void)
+{
+	if (nr_bad && getpid() == harness_pid)
+		printf("# %u bad inputs tried, each checked for its errno and the stats\n",
+		       *nr_bad);
+}
+
+static void bad_count(void)
+{
+	if (nr_bad)
+		__atomic_fetch_add(nr_bad, 1, __ATOMIC_RELAXED);
+}
+
+static int mm_open(int flags)
+{
+	return open(DEV, O_RDWR | O_CLOEXEC | flags);
+}
+
+static int mm_alloc(int fd, __u32 pool, __u64 size, __u64 tag, __u32 flags,
+		    struct memmgr_alloc *out)
+{
+	struct memmgr_alloc a = {
+		.pool = pool, .flags = flags, .size = size, .tag = tag,
+	};
+	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
+
+	if (out)
+		*out = a;
+	return ret;
+}
+
+static int mm_buf(int fd, unsigned long cmd, __u64 handle)
+{
+	struct memmgr_buf b = { .handle = handle };
+
+	return ioctl(fd, cmd, &b) ? -errno : 0;
+}
+
+static int mm_lookup(int fd, __u64 tag)
+{
+	struct memmgr_lookup l = { .tag = tag };
+
+	return ioctl(fd, MEMMGR_IOC_LOOKUP, &l) ? -errno : 0;
+}
+
+static struct memmgr_stats mm_stats(int fd)
+{
+	struct memmgr_stats st;
+
+	memset(&st, 0xff, sizeof(st));
+	if (ioctl(fd, MEMMGR_IOC_STATS, &st))
+		memset(&st, 0xff, sizeof(st));
+	return st;
+}
+
+/* mmap() without libc's checks of the offset: the kernel sees it all. */
+static long sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		     __u64 off)
+{
+	return syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static void *map(int fd, __u64 off, size_t len)
+{
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+}
+
+static const char *cmd_name(unsigned long cmd)
+{
+	switch (cmd) {
+	case MEMMGR_IOC_ALLOC:	return "ALLOC";
+	case MEMMGR_IOC_FREE:	return "FREE";
+	case MEMMGR_IOC_PIN:	return "PIN";
+	case MEMMGR_IOC_UNPIN:	return "UNPIN";
+	case MEMMGR_IOC_LOOKUP:	return "LOOKUP";
+	case MEMMGR_IOC_RELEASE: return "RELEASE";
+	case MEMMGR_IOC_STATS:	return "STATS";
+	}
+	return "?";
+}
+
+/* The name of the 64-bit word @w of struct memmgr_stats. */
+static void stats_word_name(size_t w, char *name, size_t n)
+{
+	static const char * const top[] = {
+		"total", "free", "page_size/waiters", "client_used[0]",
+		"client_used[1]",
+	};
+	static const char * const pool[] = {
+		"quota", "used", "borrowed", "peak", "pinned", "allocs",
+		"frees", "declined", "held", "evictions", "evicted_bytes",
+	};
+	size_t first = offsetof(struct memmgr_stats, pool) / 8;
+	size_t per = sizeof(struct memmgr_pool_stats) / 8;
+
+	if (w < first) {
+		snprintf(name, n, "%s", top[w]);
+	} else if (w < first + MEMMGR_NR_POOLS * per) {
+		size_t i = (w - first) % per;
+
+		snprintf(name, n, "pool[%zu].%s", (w - first) / per,
+			 i < NR(pool) ? pool[i] :
+			 "reserved");
+	} else {
+		snprintf(name, n, "reserved");
+	}
+}
+
+/* Compare every word of two snapshots; log each difference. */
+static bool stats_same(struct __test_metadata *_metadata,
+		       const struct memmgr_stats *want,
+		       const struct memmgr_stats *got, const char *what)
+{
+	const __u64 *w = (const __u64 *)want, *g = (const __u64 *)got;
+	bool same = true;
+	char name[48];
+	size_t i;
+
+	for (i = 0; i < sizeof(*want) / sizeof(*w); i++) {
+		if (w[i] == g[i])
+			continue;
+		stats_word_name(i, name, sizeof(name));
+		TH_LOG("%s: stats %s is %llu, expected %llu", what, name,
+		       (unsigned long long)g[i], (unsigned long long)w[i]);
+		same = false;
+	}
+	return same;
+}
+
+/* One bad call's outcome: -1 with errno @err, and the stats as @want. */
+static void bad_check(struct __test_metadata *_metadata, int fd, long ret,
+		      int got, int err, const struct memmgr_stats *want,
+		      const char *what)
+{
+	struct memmgr_stats now = mm_stats(fd);
+
+	bad_count();
+	if (ret != -1 || got != err) {
+		TH_LOG("%s: returned %ld errno %d (%s), expected -1 errno %d (%s)",
+		       what, ret, got, strerror(got), err, strerror(err));
+		_metadata->passed = 0;
+	}
+	if (!stats_same(_metadata, want, &now, what))
+		_metadata->passed = 0;
+}
+
+/*
+ * BAD_AS(fd, err, want, call, fmt...): @call must fail with @err and leave
+ * the stats of @fd as *@want.  BAD() wants them unchanged.
+ */
+#define BAD_AS(fd, err, want, call, ...) do {				\
+	char __what[200];						\
+	long __ret;							\
+	int __err;							\
+									\
+	snprintf(__what, sizeof(__what), __VA_ARGS__);			\
+	errno = 0;							\
+	__ret = (long)(call);						\
+	__err = errno;							\
+	bad_check(_metadata, fd, __ret, __err, err, want, __what);	\
+} while (0)
+
+#define BAD(fd, err, call, ...) do {					\
+	struct memmgr_stats __want = mm_stats(fd);			\
+									\
+	BAD_AS(fd, err, &__want, call, __VA_ARGS__);			\
+} while (0)
+
+static sigjmp_buf sigbus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(sigbus_jmp, 1);
+}
+
+/* Read a byte; return SIGBUS if the access faulted, else 0. */
+static int probe_read(volatile unsigned char *p, unsigned char *val)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int ret = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(sigbus_jmp, 1))
+		ret = SIGBUS;
+	else
+		*val = *p;
+	sigaction(SIGBUS, &old, NULL);
+	return ret;
+}
+
+static int probe_write(volatile unsigned char *p, unsigned char val)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int ret = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(sigbus_jmp, 1))
+		ret = SIGBUS;
+	else
+		*p = val;
+	sigaction(SIGBUS, &old, NULL);
+	return ret;
+}
+
+/* Is [p, p + len) mapped?  mincore() says ENOMEM for unmapped pages. */
+static bool mapped(void *p, size_t len)
+{
+	unsigned char vec[16];
+
+	return !mincore(p, len, vec);
+}
+
+static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/*
+ * What every fixture starts with: an idle device, then on one file a
+ * pinned storage buffer of two pages (tag 1) right before an exec buffer
+ * of one page (tag 2), at adjacent offsets, neither at offset 0; and three
+ * pages of this process: read-write, inaccessible, read-only.
+ */
+struct base {
+	int fd;
+	__u64 pg, T, S, E;
+	struct memmgr_alloc st, ex;
+	unsigned char *rw, *none, *ro;
+};
+
+static void base_setup(struct __test_metadata *_metadata, struct base *d)
+{
+	struct memmgr_stats st;
+	struct memmgr_alloc a;
+
+	d->fd = mm_open(0);
+	ASSERT_LE(0, d->fd) {
+		TH_LOG(DEV ": %s (is memmgr.ko loaded?)", strerror(errno));
+	}
+	st = mm_stats(d->fd);
+	d->pg = st.page_size;
+	d->T = st.total;
+	d->S = st.pool[ST].quota;
+	d->E = st.pool[EX].quota;
+	ASSERT_LE(64 * d->pg, d->T);
+	ASSERT_LE(8 * d->pg, d->S);
+	ASSERT_EQ(0, st.pool[ST].used);
+	ASSERT_EQ(0, st.pool[EX].used);
+	ASSERT_EQ(0, st.waiters);
+
+	/* Offset 0 is never one of ours: a page before st is not st's. */
+	ASSERT_EQ(0, mm_alloc(d->fd, EX, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, a.handle));
+	ASSERT_EQ(0, mm_alloc(d->fd, ST, 2 * d->pg, 1, 0, &d->st));
+	ASSERT_EQ(0, mm_alloc(d->fd, EX, d->pg, 2, 0, &d->ex));
+	ASSERT_EQ(d->st.offset + d->st.granted, d->ex.offset);
+
+	d->rw = mmap(NULL, 3 * d->pg, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, d->rw);
+	d->none = d->rw + d->pg;
+	d->ro = d->rw + 2 * d->pg;
+	ASSERT_EQ(0, mprotect(d->none, d->pg, PROT_NONE));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+}
+
+static void base_teardown(struct base *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+}
+
+FIXTURE(dev) {
+	struct base d;
+};
+
+FIXTURE_SETUP(dev)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	base_teardown(&self->d);
+}
+
+/*
+ * The pointer and command-number checks, for each of the seven commands.
+ * Per command: 1 NULL + 1 unmapped + 1 straddling + 2 kernel addresses +
+ * 6 sizes + 3 directions + 5 type codes = 19 bad inputs.
+ */
+FIXTURE(abi) {
+	struct base d;
+	unsigned char arg[1 << 14];	/* _IOC_SIZEMASK + 1 */
+};
+
+FIXTURE_VARIANT(abi) {
+	unsigned long cmd;
+};
+
+FIXTURE_VARIANT_ADD(abi, alloc) { .cmd = MEMMGR_IOC_ALLOC };
+FIXTURE_VARIANT_ADD(abi, free) { .cmd = MEMMGR_IOC_FREE };
+FIXTURE_VARIANT_ADD(abi, pin) { .cmd = MEMMGR_IOC_PIN };
+FIXTURE_VARIANT_ADD(abi, unpin) { .cmd = MEMMGR_IOC_UNPIN };
+FIXTURE_VARIANT_ADD(abi, lookup) { .cmd = MEMMGR_IOC_LOOKUP };
+FIXTURE_VARIANT_ADD(abi, release) { .cmd = MEMMGR_IOC_RELEASE };
+FIXTURE_VARIANT_ADD(abi, stats) { .cmd = MEMMGR_IOC_STATS };
+
+FIXTURE_SETUP(abi)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
+	memset(self->arg, 0, sizeof(self->arg));
+}
+
+FIXTURE_TEARDOWN(abi)
+{
+	base_teardown(&self->d);
+}
+
+TEST_F(abi, null_arg_efault)
+{
+	unsigned long cmd = variant->cmd;
+
+	BAD(self->d.fd, EFAULT, ioctl(self->d.fd, cmd, NULL), "%s(NULL)",
+	    cmd_name(cmd));
+}
+
+TEST_F(abi, unmapped_arg_efault)
+{
+	unsigned long cmd = variant->cmd;
+
+	BAD(self->d.fd, EFAULT, ioctl(self->d.fd, cmd, self->d.none),
+	    "%s(PROT_NONE page)", cmd_name(cmd));
+}
+
+/* All but the last byte readable and writable: still EFAULT. */
+TEST_F(abi, straddling_arg_efault)
+{
+	unsigned long cmd = variant->cmd;
+	unsigned char *arg = self->d.none - (_IOC_SIZE(cmd) - 1);
+
+	BAD(self->d.fd, EFAULT, ioctl(self->d.fd, cmd, arg),
+	    "%s(last byte on a PROT_NONE page)", cmd_name(cmd));
+}
+
+TEST_F(abi, kernel_arg_efault)
+{
+	static const unsigned long addrs[] = {
+		0xffffffffff600000UL,	/* the kernel's half (vsyscall) */
+		1UL << 63,		/* non-canonical */
+	};
+	unsigned long cmd = variant->cmd;
+	unsigned int i;
+
+	for (i = 0; i < NR(addrs); i++)
+		BAD(self->d.fd, EFAULT,
+		    ioctl(self->d.fd, cmd, (void *)addrs[i]), "%s(%#lx)",
+		    cmd_name(cmd), addrs[i]);
+}
+
+/* The same number and direction with another size is another command. */
+TEST_F(abi, wrong_size_enotty)
+{
+	unsigned long cmd = variant->cmd, bad;
+	unsigned int size = _IOC_SIZE(cmd);
+	const unsigned int sizes[] = {
+		0, size - 1, size + 1, size + 8, 2 * size, _IOC_SIZEMASK,
+	};
+	unsigned int i;
+
+	for (i = 0; i < NR(sizes); i++) {
+		ASSERT_NE(size, sizes[i]);
+		bad = _IOC(_IOC_DIR(cmd), MEMMGR_IOC_MAGIC, _IOC_NR(cmd),
+			   sizes[i]);
+		BAD(self->d.fd, ENOTTY, ioctl(self->d.fd, bad, self->arg),
+		    "%s with size %u (%#lx)", cmd_name(cmd), sizes[i], bad);
+	}
+}
+
+TEST_F(abi, wrong_direction_enotty)
+{
+	static const unsigned int dirs[] = {
+		_IOC_NONE, _IOC_READ, _IOC_WRITE, _IOC_READ | _IOC_WRITE,
+	};
+	unsigned long cmd = variant->cmd, bad;
+	unsigned int i, tried = 0;
+
+	for (i = 0; i < NR(dirs); i++) {
+		if (dirs[i] == _IOC_DIR(cmd))
+			continue;
+		bad = _IOC(dirs[i], MEMMGR_IOC_MAGIC, _IOC_NR(cmd),
+			   _IOC_SIZE(cmd));
+		BAD(self->d.fd, ENOTTY, ioctl(self->d.fd, bad, self->arg),
+		    "%s with direction %u (%#lx)", cmd_name(cmd), dirs[i],
+		    bad);
+		tried++;
+	}
+	EXPECT_EQ(3, tried);
+}
+
+TEST_F(abi, wrong_type_enotty)
+{
+	static const unsigned int types[] = {
+		MEMMGR_IOC_MAGIC - 1, MEMMGR_IOC_MAGIC + 1,
+		MEMMGR_IOC_MAGIC & 0x7f, 'x', 0xff,
+	};
+	unsigned long cmd = variant->cmd, bad;
+	unsigned int i;
+
+	for (i = 0; i < NR(types); i++) {
+		bad = _IOC(_IOC_DIR(cmd), types[i], _IOC_NR(cmd),
+			   _IOC_SIZE(cmd));
+		BAD(self->d.fd, ENOTTY, ioctl(self->d.fd, bad, self->arg),
+		    "%s with type %#x (%#lx)", cmd_name(cmd), types[i], bad);
+	}
+}
+
+/*
+ * Numbers past the last command, in every direction and with every
+ * argument size of the ABI: 6 x 4 x 6 = 144 bad inputs.
+ */
+TEST_F(dev, unknown_nr_enotty)
+{
+	static const unsigned int nrs[] = { 7, 8, 0x3f, 0x7f, 0x80, 0xff };
+	static const unsigned int dirs[] = {
+		_IOC_NONE, _IOC_READ, _IOC_WRITE, _IOC_READ | _IOC_WRITE,
+	};
+	static const unsigned int sizes[] = {
+		0, sizeof(struct memmgr_buf), sizeof(struct memmgr_release),
+		sizeof(struct memmgr_lookup), sizeof(struct memmgr_alloc),
+		sizeof(struct memmgr_stats),
+	};
+	static unsigned char arg[sizeof(struct memmgr_stats)];
+	unsigned int n, d, s;
+	unsigned long bad;
+
+	ASSERT_EQ(6, _IOC_NR(MEMMGR_IOC_STATS));
+	for (n = 0; n < NR(nrs); n++)
+		for (d = 0; d < NR(dirs); d++)
+			for (s = 0; s < NR(sizes); s++) {
+				bad = _IOC(dirs[d], MEMMGR_IOC_MAGIC, nrs[n],
+					   sizes[s]);
+				BAD(self->d.fd, ENOTTY,
+				    ioctl(self->d.fd, bad, arg),
+				    "unknown command %#lx", bad);
+			}
+}
+
+/*
+ * Fields that must hold certain values, tried against a request that
+ * succeeds as it is (the test makes it at the end, to prove it): flags and
+ * reserved fields get every bit that is not defined, one at a time, then
+ * 0xff in each byte, all ones, 0x55... and 0xaa...; other fields get a
+ * list of bad values.
+ */
+enum tmpl { ALLOC_ST, ALLOC_EX, FREE_ST, PIN_ST, UNPIN_ST, RELEASE_EX };
+
+union arg {
+	struct memmgr_alloc alloc;
+	struct memmgr_buf buf;
+	struct memmgr_release rel;
+};
+
+FIXTURE(field) {
+	struct base d;
+};
+
+FIXTURE_VARIANT(field) {
+	enum tmpl tmpl;
+	size_t off;		/* of the field */
+	unsigned int width;	/* its bytes: 4 or 8 */
+	unsigned int first_bit;	/* the lowest bit that is not defined */
+	const __u64 *values;	/* or these values */
+	unsigned int nr_values;
+	int err;
+};
+
+static const __u64 bad_pools[] = {
+	MEMMGR_NR_POOLS, MEMMGR_NR_POOLS + 1, 0x100, 0x80000000, 0xfffffffe,
+	0xffffffff,
+};
+
+static const __u64 zero_size[] = { 0 };
+
+static const __u64 bad_timeouts[] = {
+	(__u64)-2, (__u64)-3, (__u64)-1000, (__u64)INT32_MIN,
+	(__u64)INT64_MIN + 1, (__u64)INT64_MIN,
+};
+
+#define ALLOC_OFF(f)	offsetof(struct memmgr_alloc, f)
+
+/* 31 bits + 4 bytes + 3 patterns = 38 bad inputs */
+FIXTURE_VARIANT_ADD(field, alloc_flags_storage) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(flags), .width = 4,
+	.first_bit = 1, .err = EINVAL,
+};
+
+/* 32 + 4 + 3 = 39: bit 0 is MEMMGR_ALLOC_UNPINNED, storage only. */
+FIXTURE_VARIANT_ADD(field, alloc_flags_exec) {
+	.tmpl = ALLOC_EX, .off = ALLOC_OFF(flags), .width = 4,
+	.first_bit = 0, .err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, alloc_reserved0_storage) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_reserved1_storage) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_reserved0_exec) {
+	.tmpl = ALLOC_EX, .off = ALLOC_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_reserved1_exec) {
+	.tmpl = ALLOC_EX, .off = ALLOC_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+/* 6 */
+FIXTURE_VARIANT_ADD(field, alloc_pool) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(pool), .width = 4,
+	.values = bad_pools, .nr_values = NR(bad_pools), .err = EINVAL,
+};
+
+/* 1 each */
+FIXTURE_VARIANT_ADD(field, alloc_size0_storage) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(size), .width = 8,
+	.values = zero_size, .nr_values = 1, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_size0_exec) {
+	.tmpl = ALLOC_EX, .off = ALLOC_OFF(size), .width = 8,
+	.values = zero_size, .nr_values = 1, .err = EINVAL,
+};
+
+/* 6 each */
+FIXTURE_VARIANT_ADD(field, alloc_timeout_storage) {
+	.tmpl = ALLOC_ST, .off = ALLOC_OFF(timeout_ms), .width = 8,
+	.values = bad_timeouts, .nr_values = NR(bad_timeouts),
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_timeout_exec) {
+	.tmpl = ALLOC_EX, .off = ALLOC_OFF(timeout_ms), .width = 8,
+	.values = bad_timeouts, .nr_values = NR(bad_timeouts),
+	.err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, free_flags) {
+	.tmpl = FREE_ST, .off = offsetof(struct memmgr_buf, flags),
+	.width = 8, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, pin_flags) {
+	.tmpl = PIN_ST, .off = offsetof(struct memmgr_buf, flags),
+	.width = 8, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, unpin_flags) {
+	.tmpl = UNPIN_ST, .off = offsetof(struct memmgr_buf, flags),
+	.width = 8, .err = EINVAL,
+};
+
+/* 32 + 4 + 3 = 39 */
+FIXTURE_VARIANT_ADD(field, release_flags) {
+	.tmpl = RELEASE_EX, .off = offsetof(struct memmgr_release, flags),
+	.width = 4, .err = EINVAL,
+};
+
+/* 6 */
+FIXTURE_VARIANT_ADD(field, release_pool) {
+	.tmpl = RELEASE_EX, .off = offsetof(struct memmgr_release, pool),
+	.width = 4, .values = bad_pools, .nr_values = NR(bad_pools),
+	.err = EINVAL,
+};
+
+FIXTURE_SETUP(field)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
+}
+
+FIXTURE_TEARDOWN(field)
+{
+	base_teardown(&self->d);
+}
+
+/* A request that succeeds as it is; returns its command. */
+static unsigned long tmpl_build(const struct base *d, enum tmpl t,
+				union arg *a)
+{
+	memset(a, 0, sizeof(*a));
+	switch (t) {
+	case ALLOC_ST:
+	case ALLOC_EX:
+		a->alloc.pool = t == ALLOC_ST ? ST : EX;
+		a->alloc.size = d->pg;
+		a->alloc.tag = 100;
+		return MEMMGR_IOC_ALLOC;
+	case FREE_ST:
+		a->buf.handle = d->st.handle;
+		return MEMMGR_IOC_FREE;
+	case PIN_ST:
+		a->buf.handle = d->st.handle;
+		return MEMMGR_IOC_PIN;
+	case UNPIN_ST:
+		a->buf.handle = d->st.handle;
+		return MEMMGR_IOC_UNPIN;
+	case RELEASE_EX:
+		a->rel.pool = EX;
+		a->rel.tag = d->ex.tag;
+		return MEMMGR_IOC_RELEASE;
+	}
+	return 0;
+}
+
+/* The bad values of a variant's field; returns how many. */
+static unsigned int field_values(const FIXTURE_VARIANT(field) *v,
+				 __u64 *out)
+{
+	unsigned int bits = v->width * 8, n = 0, i;
+	__u64 mask = bits == 64 ? ~0ULL : (1ULL << bits) - 1;
+
+	if (v->values) {
+		memcpy(out, v->values, v->nr_values * sizeof(*out));
+		return v->nr_values;
+	}
+	for (i = v->first_bit; i < bits; i++)
+		out[n++] = 1ULL << i;
+	for (i = 0; i < v->width; i++)
+		out[n++] = 0xffULL << (8 * i);
+	out[n++] = mask;
+	out[n++] = 0x5555555555555555ULL & mask;
+	out[n++] = 0xaaaaaaaaaaaaaaaaULL & mask;
+	return n;
+}
+
+static void field_set(union arg *a, size_t off, unsigned int width, __u64 v)
+{
+	__u32 v32 = v;
+
+	if (width == 4)
+		memcpy((char *)a + off, &v32, 4);
+	else
+		memcpy((char *)a + off, &v, 8);
+}
+
+TEST_F(field, rejected)
+{
+	struct base *d = &self->d;
+	unsigned long cmd;
+	__u64 values[128];
+	unsigned int n, i;
+	union arg a;
+
+	n = field_values(variant, values);
+	ASSERT_LT(0, n);
+	for (i = 0; i < n; i++) {
+		cmd = tmpl_build(d, variant->tmpl, &a);
+		field_set(&a, variant->off, variant->width, values[i]);
+		BAD(d->fd, variant->err, ioctl(d->fd, cmd, &a),
+		    "%s with %#llx at byte %zu", cmd_name(cmd),
+		    (unsigned long long)values[i], variant->off);
+	}
+	/* The request as it is works: the errors came from the field. */
+	cmd = tmpl_build(d, variant->tmpl, &a);
+	ASSERT_EQ(0, ioctl(d->fd, cmd, &a));
+	if (cmd == MEMMGR_IOC_ALLOC)
+		EXPECT_EQ(d->pg, a.alloc.granted);
+	if (cmd == MEMMGR_IOC_RELEASE)
+		EXPECT_EQ(d->pg, a.rel.freed);
+}
+
+/*
+ * Requests larger than the pool could ever grant: E2BIG at once, whatever
+ * the timeout and on an O_NONBLOCK file too, each counted as one declined
+ * request of its pool and nothing else (not held).  Sizes above
+ * U64_MAX - page_size + 1 overflow when rounded up to pages.
+ * 9 sizes x 3 timeouts x 2 files = 54 bad inputs per pool.
+ */
+FIXTURE(too_big) {
+	struct base d;
+};
+
+FIXTURE_VARIANT(too_big) {
+	__u32 pool;
+	__u32 flags;
+};
+
+FIXTURE_VARIANT_ADD(too_big, storage) {
+	.pool = ST, .flags = MEMMGR_ALLOC_UNPINNED,
+};
+
+FIXTURE_VARIANT_ADD(too_big, exec) {
+	.pool = EX,
+};
+
+FIXTURE_SETUP(too_big)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
+}
+
+FIXTURE_TEARDOWN(too_big)
+{
+	base_teardown(&self->d);
+}
+
+static void too_big_one(struct __test_metadata *_metadata, int fd,
+			__u32 pool, __u32 flags, __u64 size, __s64 timeout)
+{
+	struct memmgr_alloc a = {
+		.pool = pool, .flags = flags, .size = size, .tag = 200,
+		.timeout_ms = timeout,
+	};
+	struct memmgr_stats want = mm_stats(fd);
+
+	want.pool[pool].declined++;
+	BAD_AS(fd, E2BIG, &want, ioctl(fd, MEMMGR_IOC_ALLOC, &a),
+	       "ALLOC pool %u size %#llx timeout %lld", pool,
+	       (unsigned long long)size, (long long)timeout);
+}
+
+TEST_F(too_big, e2big)
+{
+	struct base *d = &self->d;
+	__u64 limit = variant->pool == ST ? d->S : d->T;
+	const __u64 sizes[] = {
+		UINT64_MAX, UINT64_MAX - 1,
+		UINT64_MAX - d->pg + 2,		/* rounds up past U64_MAX */
+		UINT64_MAX - d->pg + 1,		/* rounds to itself */
+		1ULL << 63, (1ULL << 63) + 1,
+		limit + 1, limit + d->pg, 2 * limit,
+	};
+	const __s64 timeouts[] = { 0, 1, MEMMGR_WAIT_FOREVER };
+	int fds[2] = { d->fd, mm_open(O_NONBLOCK) };
+	unsigned int s, t, f;
+
+	ASSERT_LE(0, fds[1]);
+	for (f = 0; f < 2; f++)
+		for (s = 0; s < NR(sizes); s++)
+			for (t = 0; t < NR(timeouts); t++)
+				too_big_one(_metadata, fds[f], variant->pool,
+					    variant->flags, sizes[s],
+					    timeouts[t]);
+	/* The largest request is not too big: it waits its turn. */
+	EXPECT_EQ(-EAGAIN, mm_alloc(d->fd, variant->pool, limit, 201,
+				    variant->flags, NULL));
+	close(fds[1]);
+}
+
+/*
+ * FREE, PIN and UNPIN of handles this file does not have: 0, the second
+ * page of a buffer, past the last one, another file's, and handles whose
+ * offsets would lie past 2^63 bytes.  7 bad inputs per command.
+ */
+FIXTURE(handle) {
+	struct base d;
+};
+
+FIXTURE_VARIANT(handle) {
+	unsigned long cmd;
+};
+
+FIXTURE_VARIANT_ADD(handle, free) { .cmd = MEMMGR_IOC_FREE };
+FIXTURE_VARIANT_ADD(handle, pin) { .cmd = MEMMGR_IOC_PIN };
+FIXTURE_VARIANT_ADD(handle, unpin) { .cmd = MEMMGR_IOC_UNPIN };
+
+FIXTURE_SETUP(handle)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
+}
+
+FIXTURE_TEARDOWN(handle)
+{
+	base_teardown(&self->d);
+}
+
+TEST_F(handle, unknown_enoent)
+{
+	struct base *d = &self->d;
+	int fd2 = mm_open(0);
+	struct memmgr_alloc other;
+	struct memmgr_buf b;
+	__u64 handles[7];
+	unsigned int i;
+
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, mm_alloc(fd2, ST, d->pg, 1, 0, &other));
+	handles[0] = 0;
+	handles[1] = d->st.handle + 1;
+	handles[2] = other.handle + 1;
+	handles[3] = other.handle;
+	handles[4] = UINT64_MAX;
+	handles[5] = 1ULL << 51;
+	handles[6] = 1ULL << 63;
+	for (i = 0; i < NR(handles); i++) {
+		b = (struct memmgr_buf){ .handle = handles[i] };
+		BAD(d->fd, ENOENT, ioctl(d->fd, variant->cmd, &b),
+		    "%s of handle %#llx", cmd_name(variant->cmd),
+		    (unsigned long long)handles[i]);
+	}
+	/* The same command on the right file works. */
+	EXPECT_EQ(0, mm_buf(fd2, variant->cmd, other.handle));
+	close(fd2);
+}
+
+/*
+ * Calls that are well formed but wrong for the buffer's state: 12 bad
+ * inputs.
+ */
+TEST_F(dev, buffer_state_errors)
+{
+	struct base *d = &self->d;
+	struct memmgr_alloc u, e, full;
+	struct memmgr_stats st;
+	int fd = d->fd;
+
+	/* Exec buffers have no pins. */
+	BAD(fd, EINVAL, mm_buf(fd, MEMMGR_IOC_PIN, d->ex.handle) ? -1 : 0,
+	    "PIN of an exec buffer");
+	BAD(fd, EINVAL, mm_buf(fd, MEMMGR_IOC_UNPIN, d->ex.handle) ? -1 : 0,
+	    "UNPIN of an exec buffer");
+	/* An unpinned buffer has no pin to drop. */
+	ASSERT_EQ(0, mm_alloc(fd, ST, d->pg, 3, MEMMGR_ALLOC_UNPINNED, &u));
+	BAD(fd, EINVAL, mm_buf(fd, MEMMGR_IOC_UNPIN, u.handle) ? -1 : 0,
+	    "UNPIN with no pin");
+	/* A storage tag is unique within a file. */
+	BAD(fd, EEXIST, mm_alloc(fd, ST, d->pg, 3, 0, NULL) ? -1 : 0,
+	    "ALLOC of a storage tag this file holds");
+	/* A freed buffer is gone. */
+	ASSERT_EQ(0, mm_alloc(fd, EX, d->pg, 4, 0, &e));
+	ASSERT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, e.handle));
+	BAD(fd, ENOENT, mm_buf(fd, MEMMGR_IOC_FREE, e.handle) ? -1 : 0,
+	    "FREE twice");
+	BAD(fd, ENOENT, mm_lookup(fd, 999) ? -1 : 0, "LOOKUP of no tag");
+	BAD(fd, ENOENT, mm_lookup(fd, d->ex.tag) ? -1 : 0,
+	    "LOOKUP of an exec tag");
+
+	/*
+	 * One page more than storage has left: u, the one unpinned buffer,
+	 * is evicted.
+	 */
+	st = mm_stats(fd);
+	ASSERT_EQ(0, mm_alloc(fd, ST, d->S - st.pool[ST].used + d->pg, 5, 0,
+			      &full));
+	EXPECT_EQ(st.pool[ST].evictions + 1,
+		  mm_stats(fd).pool[ST].evictions);
+	st = mm_stats(fd);
+	ASSERT_EQ(d->S, st.pool[ST].used);
+	ASSERT_EQ(-ESTALE, mm_lookup(fd, 3));
+	BAD(fd, ESTALE, mm_buf(fd, MEMMGR_IOC_PIN, u.handle) ? -1 : 0,
+	    "PIN of an evicted buffer");
+	BAD(fd, ESTALE, mm_buf(fd, MEMMGR_IOC_UNPIN, u.handle) ? -1 : 0,
+	    "UNPIN of an evicted buffer");
+	BAD(fd, ESTALE, mm_lookup(fd, 3) ? -1 : 0,
+	    "LOOKUP of an evicted buffer");
+	BAD(fd, EINVAL, map(fd, u.offset, d->pg), "mmap of an evicted buffer");
+	/* Freeing the stale entry is fine; then it is unknown. */
+	ASSERT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, u.handle));
+	BAD(fd, ENOENT, mm_lookup(fd, 3) ? -1 : 0,
+	    "LOOKUP of a freed evicted buffer");
+}
+
+/* RELEASE of a tag with nothing is not an error: freed = 0. */
+TEST_F(dev, release_nothing)
+{
+	struct memmgr_release r = { .pool = ST, .tag = 77, .freed = ~0ULL };
+	struct memmgr_stats want = mm_stats(self->d.fd), now;
+
+	ASSERT_EQ(0, ioctl(self->d.fd, MEMMGR_IOC_RELEASE, &r));
+	EXPECT_EQ(0, r.freed);
+	now = mm_stats(self->d.fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "RELEASE of nothing"));
+}
+
+/*
+ * Arguments on a read-only page.  _IOW commands only read theirs, so a
+ * read-only page is fine for them; _IOR and _IOWR commands fail to write
+ * their answer: EFAULT.  2 + 3 bad inputs.
+ */
+TEST_F(dev, readonly_arg)
+{
+	struct base *d = &self->d;
+	int fd = d->fd;
+	struct memmgr_stats want;
+	struct memmgr_lookup l = { .tag = d->st.tag };
+	struct memmgr_buf b = { .handle = 0 };
+	unsigned long cmds[] = {
+		MEMMGR_IOC_FREE, MEMMGR_IOC_PIN, MEMMGR_IOC_UNPIN,
+	};
+	unsigned int i;
+
+	/* LOOKUP finds the buffer, then cannot say so. */
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	memcpy(d->ro, &l, sizeof(l));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	BAD(fd, EFAULT, ioctl(fd, MEMMGR_IOC_LOOKUP, d->ro),
+	    "LOOKUP in a read-only page");
+	BAD(fd, EFAULT, ioctl(fd, MEMMGR_IOC_STATS, d->ro),
+	    "STATS in a read-only page");
+
+	/* The handle is read from the read-only page: ENOENT, not EFAULT. */
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	memcpy(d->ro, &b, sizeof(b));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	for (i = 0; i < NR(cmds); i++)
+		BAD(fd, ENOENT, ioctl(fd, cmds[i], d->ro),
+		    "%s of handle 0 in a read-only page", cmd_name(cmds[i]));
+	/* And a good handle works from there. */
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	b.handle = d->st.handle;
+	memcpy(d->ro, &b, sizeof(b));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_PIN, d->ro));
+	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_UNPIN, d->ro));
+	want = mm_stats(fd);
+	EXPECT_EQ(d->st.granted, want.pool[ST].pinned);
+}
+
+/*
+ * ALLOC whose answer cannot be written back is undone: the request was
+ * granted and then freed, so allocs and frees both count it (and peak may
+ * rise), but nothing stays charged.
+ */
+TEST_F(dev, readonly_alloc_undone)
+{
+	struct base *d = &self->d;
+	struct memmgr_alloc a = { .pool = EX, .size = 3 * d->pg, .tag = 9 };
+	struct memmgr_stats want = mm_stats(d->fd);
+	__u64 used = want.pool[EX].used + 3 * d->pg;
+
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	memcpy(d->ro, &a, sizeof(a));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	want.pool[EX].allocs++;
+	want.pool[EX].frees++;
+	if (want.pool[EX].peak < used)
+		want.pool[EX].peak = used;
+	BAD_AS(d->fd, EFAULT, &want, ioctl(d->fd, MEMMGR_IOC_ALLOC, d->ro),
+	       "ALLOC in a read-only page");
+}
+
+/*
+ * RELEASE in a read-only page: the buffers are freed before the count is
+ * written back, and the count cannot be undone: EFAULT, with the memory
+ * returned.  A caller that needs the count passes a writable argument.
+ */
+TEST_F(dev, readonly_release_frees)
+{
+	struct base *d = &self->d;
+	struct memmgr_release r = { .pool = EX, .tag = d->ex.tag };
+	struct memmgr_stats want = mm_stats(d->fd);
+
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	memcpy(d->ro, &r, sizeof(r));
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	want.pool[EX].used -= d->ex.granted;
+	want.pool[EX].frees++;
+	want.client_used[EX] -= d->ex.granted;
+	want.free += d->ex.granted;
+	BAD_AS(d->fd, EFAULT, &want, ioctl(d->fd, MEMMGR_IOC_RELEASE, d->ro),
+	       "RELEASE in a read-only page");
+}
+
+/*
+ * mmap() ranges memmgr refuses: EINVAL unless a live allocation of this
+ * file holds the whole range.  The core mm checks some first (mm/mmap.c in
+ * 6.1, do_mmap()):
+ *  - a length that rounds up to 0 or is larger than the address space:
+ *    ENOMEM;
+ *  - a range whose end lies past 2^64 bytes: EOVERFLOW (file_mmap_ok(): a
+ *    character device's limit is ULONG_MAX bytes);
+ *  - length 0 or an unaligned offset: EINVAL.
+ * Offsets below that reach memmgr: past 2^63 bytes (MEMMGR_PGOFF_MAX) or
+ * in no buffer of this file: EINVAL.  17 bad inputs.
+ */
+TEST_F(dev, mmap_range_errors)
+{
+	struct base *d = &self->d;
+	int fd = d->fd, fd2 = mm_open(0), rw = PROT_READ | PROT_WRITE;
+	__u64 pg = d->pg, st = d->st.offset, ex = d->ex.offset;
+	struct memmgr_alloc other, gone;
+
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, mm_alloc(fd2, EX, pg, 1, 0, &other));
+	ASSERT_EQ(0, mm_alloc(fd, EX, pg, 1, 0, &gone));
+	ASSERT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, gone.handle));
+
+	BAD(fd, EINVAL, sys_mmap(NULL, 3 * pg, rw, MAP_SHARED, fd, st),
+	    "mmap across two buffers");
+	BAD(fd, EINVAL, sys_mmap(NULL, 2 * pg, rw, MAP_SHARED, fd, st + pg),
+	    "mmap of the end of one buffer and the start of the next");
+	BAD(fd, EINVAL, sys_mmap(NULL, 2 * pg, rw, MAP_SHARED, fd, ex),
+	    "mmap past the end of a buffer");
+	BAD(fd, EINVAL,
+	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd, gone.offset + pg),
+	    "mmap after the last buffer");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, st - pg),
+	    "mmap before the first buffer");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, other.offset),
+	    "mmap of another file's buffer");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, gone.offset),
+	    "mmap of a freed buffer");
+	BAD(fd, EINVAL, sys_mmap(NULL, 0, rw, MAP_SHARED, fd, st),
+	    "mmap of length 0");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, st + 1),
+	    "mmap at an unaligned offset");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 62),
+	    "mmap at offset 2^62");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 63),
+	    "mmap at offset 2^63");
+	BAD(fd, EOVERFLOW,
+	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd, UINT64_MAX - pg + 1),
+	    "mmap of the last page below 2^64");
+	BAD(fd, EOVERFLOW,
+	    sys_mmap(NULL, 32 * pg, rw, MAP_SHARED, fd, UINT64_MAX - 16 * pg + 1),
+	    "mmap whose offset + length passes 2^64");
+	BAD(fd, EOVERFLOW,
+	    sys_mmap(NULL, 1UL << 40, rw, MAP_SHARED, fd, UINT64_MAX - pg + 1),
+	    "mmap of 2^40 bytes at the last page");
+	BAD(fd, ENOMEM, sys_mmap(NULL, SIZE_MAX, rw, MAP_SHARED, fd, st),
+	    "mmap of SIZE_MAX bytes (rounds to 0)");
+	BAD(fd, ENOMEM, sys_mmap(NULL, SIZE_MAX - pg + 2, rw, MAP_SHARED, fd,
+				 st),
+	    "mmap of a length that rounds past SIZE_MAX");
+	BAD(fd, ENOMEM, sys_mmap(NULL, 1UL << 62, rw, MAP_SHARED, fd, st),
+	    "mmap of 2^62 bytes");
+	close(fd2);
+}
+
+/*
+ * mmap() flags and protections: MAP_PRIVATE is refused by memmgr
+ * (EINVAL), PROT_EXEC too (EPERM); the core refuses MAP_SYNC on a file
+ * that does not support it (EOPNOTSUPP), a shared MAP_GROWSDOWN mapping
+ * (EINVAL).  6 bad inputs.
+ */
+TEST_F(dev, mmap_flag_errors)
+{
+	struct base *d = &self->d;
+	int fd = d->fd, rw = PROT_READ | PROT_WRITE;
+	__u64 pg = d->pg, off = d->ex.offset;
+	unsigned char *p;
+
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_PRIVATE, fd, off),
+	    "mmap MAP_PRIVATE");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, off),
+	    "mmap MAP_PRIVATE read-only");
+	BAD(fd, EPERM, sys_mmap(NULL, pg, rw | PROT_EXEC, MAP_SHARED, fd, off),
+	    "mmap PROT_EXEC");
+	BAD(fd, EPERM, sys_mmap(NULL, pg, PROT_EXEC, MAP_SHARED, fd, off),
+	    "mmap PROT_EXEC alone");
+	BAD(fd, EOPNOTSUPP, sys_mmap(NULL, pg, rw,
+				     MAP_SHARED_VALIDATE | MAP_SYNC, fd, off),
+	    "mmap MAP_SHARED_VALIDATE | MAP_SYNC");
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED | MAP_GROWSDOWN, fd,
+				 off),
+	    "mmap MAP_GROWSDOWN");
+
+	/* MAP_SHARED_VALIDATE with no unknown flag is MAP_SHARED. */
+	p = mmap(NULL, pg, rw, MAP_SHARED_VALIDATE, fd, off);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	EXPECT_EQ(0, munmap(p, pg));
+}
+
+/*
+ * A file opened read-only: the core refuses a writable shared mapping
+ * (EACCES) and mprotect() to write (EACCES: no VM_MAYWRITE); a read-only
+ * MAP_SHARED mapping is a shared mapping and must work.  2 bad inputs.
+ */
+TEST_F(dev, readonly_file_maps_readonly)
+{
+	__u64 pg = self->d.pg;
+	int rw = PROT_READ | PROT_WRITE, fd_ro;
+	struct memmgr_alloc a;
+	unsigned char *p;
+
+	fd_ro = open(DEV, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd_ro);
+	ASSERT_EQ(0, mm_alloc(fd_ro, EX, pg, 1, 0, &a));
+	BAD(fd_ro, EACCES, sys_mmap(NULL, pg, rw, MAP_SHARED, fd_ro, a.offset),
+	    "writable mmap of a read-only file");
+	p = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd_ro, a.offset);
+	ASSERT_NE(MAP_FAILED, p) {
+		TH_LOG("read-only MAP_SHARED mmap: %s", strerror(errno));
+	}
+	EXPECT_EQ(0, p[0]);
+	BAD(fd_ro, EACCES, mprotect(p, pg, rw),
+	    "mprotect to write a read-only file's mapping");
+	EXPECT_EQ(0, munmap(p, pg));
+	close(fd_ro);
+}
+
+/* mprotect() to exec: EACCES, and the mapping is as it was.  2. */
+TEST_F(dev, mprotect_exec_eacces)
+{
+	struct base *d = &self->d;
+	unsigned char *p = map(d->fd, d->ex.offset, d->pg);
+
+	ASSERT_NE(MAP_FAILED, p);
+	p[5] = 0x42;
+	BAD(d->fd, EACCES, mprotect(p, d->pg, PROT_READ | PROT_EXEC),
+	    "mprotect PROT_READ | PROT_EXEC");
+	BAD(d->fd, EACCES, mprotect(p, d->pg, PROT_EXEC),
+	    "mprotect PROT_EXEC");
+	p[6] = 0x43;
+	EXPECT_EQ(0x42, p[5]);
+	EXPECT_EQ(0x43, p[6]);
+	EXPECT_EQ(0, munmap(p, d->pg));
+}
+
+/*
+ * mremap() cannot grow a memmgr mapping (VM_DONTEXPAND: EFAULT, from
+ * vma_to_resize() in mm/mremap.c), even inside its buffer, nor duplicate
+ * it (old size 0, also a growth: EFAULT); MREMAP_DONTUNMAP is refused for
+ * such mappings (EINVAL).  4 bad inputs.
+ */
+TEST_F(dev, mremap_grow_fails)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	unsigned char *p = map(d->fd, d->st.offset, pg);
+	unsigned char *q, *dst;
+
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 0x31;
+	BAD(d->fd, EFAULT, mremap(p, pg, 2 * pg, 0),
+	    "mremap growth in place");
+	BAD(d->fd, EFAULT, mremap(p, pg, 2 * pg, MREMAP_MAYMOVE),
+	    "mremap growth that may move");
+	BAD(d->fd, EFAULT, mremap(p, 0, pg, MREMAP_MAYMOVE),
+	    "mremap duplicate (old size 0)");
+	dst = mmap(NULL, pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, dst);
+	BAD(d->fd, EINVAL, syscall(SYS_mremap, p, pg, pg,
+				   MREMAP_MAYMOVE | MREMAP_DONTUNMAP, dst),
+	    "mremap MREMAP_DONTUNMAP");
+	EXPECT_EQ(0x31, p[0]);
+	/* The whole buffer maps at once, as before. */
+	q = map(d->fd, d->st.offset, 2 * pg);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_EQ(0x31, q[0]);
+	EXPECT_EQ(0, munmap(q, 2 * pg));
+	EXPECT_EQ(0, munmap(p, pg));
+}
+
+/* mremap() shrinks: the kept part works, the rest is unmapped. */
+TEST_F(dev, mremap_shrink)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	unsigned char *p = map(d->fd, d->st.offset, 2 * pg), *q, v = 0;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x21, 2 * pg);
+	q = mremap(p, 2 * pg, pg, 0);
+	ASSERT_EQ(p, q);
+	EXPECT_TRUE(all_bytes(p, pg, 0x21));
+	EXPECT_TRUE(mapped(p, pg));
+	EXPECT_FALSE(mapped(p + pg, pg));
+	/* The second page kept its data: map it again. */
+	q = map(d->fd, d->st.offset + pg, pg);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_TRUE(all_bytes(q, pg, 0x21));
+	/* And revocation still finds the shrunk mapping. */
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(SIGBUS, probe_read(q, &v));
+	EXPECT_EQ(0, munmap(p, pg));
+	EXPECT_EQ(0, munmap(q, pg));
+}
+
+/* mremap() moves a mapping whole; revocation finds it at its new place. */
+TEST_F(dev, mremap_move)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	unsigned char *p = map(d->fd, d->st.offset, 2 * pg), *dst, *q, v = 0;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x61, 2 * pg);
+	dst = mmap(NULL, 2 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, dst);
+	q = mremap(p, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, q);
+	EXPECT_FALSE(mapped(p, 2 * pg));
+	EXPECT_TRUE(all_bytes(q, 2 * pg, 0x61));
+	q[pg] = 0x62;
+	p = map(d->fd, d->st.offset, 2 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0x62, p[pg]);
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle));
+	EXPECT_EQ(SIGBUS, probe_read(q, &v));
+	EXPECT_EQ(SIGBUS, probe_write(q + pg, 1));
+	EXPECT_EQ(SIGBUS, probe_read(p + pg, &v));
+	EXPECT_EQ(0, munmap(p, 2 * pg));
+	EXPECT_EQ(0, munmap(q, 2 * pg));
+}
+
+/* munmap() of the middle page leaves both ends working, then revoked. */
+TEST_F(dev, partial_munmap)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	struct memmgr_alloc a;
+	unsigned char *p, *mid, v = 0;
+	int i;
+
+	ASSERT_EQ(0, mm_alloc(d->fd, EX, 3 * pg, 3, 0, &a));
+	p = map(d->fd, a.offset, 3 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < 3; i++)
+		memset(p + i * pg, 0x70 + i, pg);
+	ASSERT_EQ(0, munmap(p + pg, pg));
+	EXPECT_FALSE(mapped(p + pg, pg));
+	EXPECT_TRUE(all_bytes(p, pg, 0x70));
+	EXPECT_TRUE(all_bytes(p + 2 * pg, pg, 0x72));
+	p[0] = 0x7a;
+	p[2 * pg] = 0x7b;
+	mid = map(d->fd, a.offset + pg, pg);
+	ASSERT_NE(MAP_FAILED, mid);
+	EXPECT_TRUE(all_bytes(mid, pg, 0x71));
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, a.handle));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(SIGBUS, probe_read(p + 2 * pg, &v));
+	EXPECT_EQ(SIGBUS, probe_read(mid, &v));
+	EXPECT_EQ(0, munmap(p, pg));
+	EXPECT_EQ(0, munmap(p + 2 * pg, pg));
+	EXPECT_EQ(0, munmap(mid, pg));
+}
+
+/* After FREE every page of every mapping gets SIGBUS, writes too. */
+TEST_F(dev, sigbus_after_free)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	unsigned char *p = map(d->fd, d->st.offset, 2 * pg), v = 0;
+	struct memmgr_stats want, now;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x13, 2 * pg);
+	want = mm_stats(d->fd);
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(SIGBUS, probe_read(p + 2 * pg - 1, &v));
+	EXPECT_EQ(SIGBUS, probe_write(p + pg, 1));
+	BAD(d->fd, EINVAL, map(d->fd, d->st.offset, pg),
+	    "mmap of a freed buffer");
+	EXPECT_EQ(0, munmap(p, 2 * pg));
+	want.pool[ST].used -= 2 * pg;
+	want.pool[ST].pinned -= 2 * pg;
+	want.pool[ST].frees++;
+	want.client_used[ST] -= 2 * pg;
+	want.free += 2 * pg;
+	now = mm_stats(d->fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "after FREE"));
+}
+
+/* After eviction: SIGBUS, the offset cannot be mapped again.  1. */
+TEST_F(dev, sigbus_after_eviction)
+{
+	struct base *d = &self->d;
+	__u64 room = d->S - d->st.granted;
+	struct memmgr_alloc u, b;
+	unsigned char *p, *q, v = 0;
+
+	ASSERT_EQ(0, mm_alloc(d->fd, ST, room, 3, MEMMGR_ALLOC_UNPINNED, &u));
+	p = map(d->fd, u.offset, room);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, room);
+	ASSERT_EQ(0, mm_alloc(d->fd, ST, d->pg, 4, 0, &b));
+	EXPECT_EQ(-ESTALE, mm_lookup(d->fd, 3));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(SIGBUS, probe_read(p + room - 1, &v));
+	EXPECT_EQ(SIGBUS, probe_write(p + d->pg, 1));
+	BAD(d->fd, EINVAL, map(d->fd, u.offset, d->pg),
+	    "mmap of an evicted buffer");
+	/* The new buffer is zeros, not the old data. */
+	q = map(d->fd, b.offset, d->pg);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_TRUE(all_bytes(q, d->pg, 0));
+	EXPECT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, u.handle));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(0, munmap(p, room));
+	EXPECT_EQ(0, munmap(q, d->pg));
+}
+
+/*
+ * close() with mappings left: they hold the file, so its memory stays
+ * charged and usable; unmapping the last of them closes the file and
+ * frees it all.
+ */
+TEST_F(dev, close_then_munmap)
+{
+	struct base *d = &self->d;
+	__u64 pg = d->pg;
+	int fd2 = mm_open(0);
+	struct memmgr_stats want, now;
+	struct memmgr_alloc a;
+	unsigned char *p;
+
+	ASSERT_LE(0, fd2);
+	want = mm_stats(d->fd);
+	ASSERT_EQ(0, mm_alloc(fd2, EX, 2 * pg, 1, 0, &a));
+	p = map(fd2, a.offset, 2 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x44, 2 * pg);
+	ASSERT_EQ(0, close(fd2));
+
+	now = mm_stats(d->fd);
+	EXPECT_EQ(want.pool[EX].used + 2 * pg, now.pool[EX].used);
+	EXPECT_TRUE(all_bytes(p, 2 * pg, 0x44));
+	p[pg] = 0x45;
+	EXPECT_EQ(0x45, p[pg]);
+	/* Unmapping one of two pieces keeps the file. */
+	ASSERT_EQ(0, munmap(p, pg));
+	now = mm_stats(d->fd);
+	EXPECT_EQ(want.pool[EX].used + 2 * pg, now.pool[EX].used);
+	EXPECT_EQ(0x45, p[pg]);
+	ASSERT_EQ(0, munmap(p + pg, pg));
+
+	want.pool[EX].allocs++;
+	want.pool[EX].frees++;
+	if (want.pool[EX].peak < want.pool[EX].used + 2 * pg)
+		want.pool[EX].peak = want.pool[EX].used + 2 * pg;
+	now = mm_stats(d->fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "after the last munmap"));
+}
+
+/* Run @fn in a child; return its exit status, or 128 + signal. */
+static int in_child(int (*fn)(struct base *, unsigned char *), struct base *d,
+		    unsigned char *p)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid)
+		_exit(fn(d, p));
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) :
+	       128 + WTERMSIG(status);
+}
+
+/* The child sees the parent's data and writes back through it. */
+static int child_reads(struct base *d, unsigned char *p)
+{
+	unsigned char *q;
+
+	if (!all_bytes(p, d->st.granted, 0x3c))
+		return 1;
+	q = map(d->fd, d->st.offset, d->st.granted);
+	if (q == MAP_FAILED || !all_bytes(q, d->st.granted, 0x3c))
+		return 2;
+	p[d->pg] = 0x3d;
+	return 0;
+}
+
+static int child_frees(struct base *d, unsigned char *p)
+{
+	return mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle) ? 1 : 0;
+}
+
+/* fork() with live mappings: the child shares the parent's memory. */
+TEST_F(dev, fork_child_sees_data)
+{
+	struct base *d = &self->d;
+	unsigned char *p = map(d->fd, d->st.offset, d->st.granted);
+	struct memmgr_stats want, now;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x3c, d->st.granted);
+	want = mm_stats(d->fd);
+	EXPECT_EQ(0, in_child(child_reads, d, p));
+	EXPECT_EQ(0x3d, p[d->pg]);
+	EXPECT_EQ(0x3c, p[0]);
+	/* The child's exit freed nothing: the parent still has the file. */
+	now = mm_stats(d->fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "after the child"));
+	EXPECT_EQ(0, munmap(p, d->st.granted));
+}
+
+/* The child frees the buffer through the inherited file: SIGBUS here. */
+TEST_F(dev, fork_child_frees)
+{
+	struct base *d = &self->d;
+	unsigned char *p = map(d->fd, d->st.offset, d->st.granted), v = 0;
+	struct memmgr_stats want, now;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x3c, d->st.granted);
+	want = mm_stats(d->fd);
+	EXPECT_EQ(0, in_child(child_frees, d, p));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(SIGBUS, probe_write(p + d->pg, 1));
+	EXPECT_EQ(-ENOENT, mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle));
+	want.pool[ST].used -= d->st.granted;
+	want.pool[ST].pinned -= d->st.granted;
+	want.pool[ST].frees++;
+	want.client_used[ST] -= d->st.granted;
+	want.free += d->st.granted;
+	now = mm_stats(d->fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "after the child"));
+	EXPECT_EQ(0, munmap(p, d->st.granted));
+}
+
+/* A child killed while it writes to the mapping: the parent's works. */
+TEST_F(dev, fork_child_killed)
+{
+	struct base *d = &self->d;
+	unsigned char *p = map(d->fd, d->st.offset, d->st.granted);
+	struct memmgr_stats want, now;
+	int status, i;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0, d->st.granted);
+	want = mm_stats(d->fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		for (;;)
+			((volatile unsigned char *)p)[d->pg] = 0x99;
+	}
+	for (i = 0; i < 10000 && ((volatile unsigned char *)p)[d->pg] != 0x99;
+	     i++)
+		usleep(1000);
+	EXPECT_EQ(0x99, p[d->pg]);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	p[0] = 0x98;
+	EXPECT_EQ(0x98, p[0]);
+	now = mm_stats(d->fd);
+	EXPECT_TRUE(stats_same(_metadata, &want, &now, "after the kill"));
+	EXPECT_EQ(0, munmap(p, d->st.granted));
+}
+
+TEST_HARNESS_MAIN

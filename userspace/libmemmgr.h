@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * libmemmgr: memory from memmgr's storage and execution pools, ready to use.
+ *
+ * A handle (struct memmgr) is one open file of /dev/memmgr.  The library
+ * asks the kernel for memory (MEMMGR_IOC_ALLOC), maps it, and hands back a
+ * pointer; it keeps every pointer in a hash table, so freeing by pointer and
+ * looking up by page id are O(1).  Memory stays allocated until it is freed
+ * or released, or its handle is closed: memmgr_close() unmaps everything
+ * and closes the file, and the kernel frees what is left.
+ *
+ * Storage memory is tagged with a page id, unique within a handle: one
+ * buffer per page id.  It starts pinned (not evictable) unless allocated
+ * with MEMMGR_ALLOC_UNPINNED.  When the kernel evicts an unpinned buffer,
+ * its mapping is revoked: an access gets SIGBUS, memmgr_lookup_page() says
+ * -ESTALE, and the entry stays until it is freed or released.
+ *
+ * Execution memory is tagged with an exec id; any number of allocations may
+ * share one.  Requests of at most MEMMGR_SMALL_MAX bytes are small objects:
+ * the library rounds them up to a size class (16, 32, 64, ..., 2048 bytes)
+ * and carves them out of chunks of one kernel page, each chunk belonging to
+ * one exec id.  A chunk goes back to the kernel as soon as its last object
+ * is freed.  The kernel charges whole chunks: memmgr_get_stats() reports
+ * what was asked for next to what the kernel charged.
+ *
+ * Memory always reads as zeros when it is handed out, small objects
+ * included.
+ *
+ * Errors: every function returning an integer returns 0 (or a count of
+ * bytes) on success and a negative errno value on failure;
+ * memmgr_strerror() describes it.
+ * The functions named after the original design (memmgr_acquire_*) return
+ * a pointer, or NULL with errno set (to a positive value), as malloc() does.
+ *
+ * Thread safety: every function may be called from any number of threads
+ * at once on one handle, except memmgr_close(), which must be the last call
+ * on its handle (no other call in flight or after).  A mutex per handle
+ * protects the library's tables; it is never held while a request waits
+ * for memory, so a thread may free memory that another thread's request on
+ * the same handle is waiting for.  A pointer must not be freed by one
+ * thread while another uses it.  Releasing an id while another thread
+ * allocates with the same id releases that allocation or not; if it does,
+ * the allocation fails with -ECANCELED.  After fork(), only the parent may
+ * use its handles: the child shares their open file and mappings, and the
+ * child's copy of the tables would go stale.
+ *
+ * Sizes of memory are size_t; figures from the kernel are uint64_t bytes.
+ */
+#ifndef LIBMEMMGR_H
+#define LIBMEMMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/memmgr.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The device a handle opens. */
+#define MEMMGR_DEVICE		"/dev/memmgr"
+
+/* memmgr_open() flags: open the device O_NONBLOCK; requests never wait. */
+#define MEMMGR_OPEN_NONBLOCK	(1U << 0)
+
+/*
+ * Small objects: execution requests of 1 to MEMMGR_SMALL_MAX bytes are
+ * carved from one-page chunks, in power-of-two size classes from
+ * MEMMGR_SMALL_MIN to MEMMGR_SMALL_MAX bytes.
+ */
+#define MEMMGR_SMALL_MIN	16
+#define MEMMGR_SMALL_MAX	2048
+
+struct memmgr;
+
+/**
+ * struct memmgr_lib_stats - the kernel's figures and the library's own
+ * @kernel:		MEMMGR_IOC_STATS from this handle's open file: the
+ *			whole device, and this file's use in client_used[]
+ * @requested:		per pool (MEMMGR_POOL_*): bytes asked for by the
+ *			live allocations of this handle, small objects
+ *			included
+ * @charged:		per pool: bytes the kernel granted for them, whole
+ *			pages and whole chunks (evicted storage buffers
+ *			count until freed; @kernel.client_used does not)
+ * @buffers:		per pool: kernel allocations held, chunks included
+ * @small_objects:	live small objects
+ * @small_requested:	bytes asked for by the live small objects
+ * @small_chunks:	chunks held for small objects
+ * @small_charged:	bytes of those chunks
+ */
+struct memmgr_lib_stats {
+	struct memmgr_stats kernel;
+	uint64_t requested[MEMMGR_NR_POOLS];
+	uint64_t charged[MEMMGR_NR_POOLS];
+	uint64_t buffers[MEMMGR_NR_POOLS];
+	uint64_t small_objects;
+	uint64_t small_requested;
+	uint64_t small_chunks;
+	uint64_t small_charged;
+};
+
+/**
+ * memmgr_open() - open a handle on /dev/memmgr
+ * @mmp:	set to the new handle on success
+ * @flags:	0 or MEMMGR_OPEN_NONBLOCK
+ *
+ * Context: thread-safe; handles are independent of each other.
+ *
+ * Return: 0; -EINVAL for an unknown flag; -ENODEV when memmgr is not
+ * loaded (/dev/memmgr is missing or has no driver); -EACCES or -EPERM when
+ * the caller may not open it (it is root-only); -ENOMEM; or another errno
+ * of open(2).
+ */
+int memmgr_open(struct memmgr **mmp, unsigned int flags);
+
+/**
+ * memmgr_close() - unmap everything and close the handle
+ * @mm:	the handle, or NULL (nothing happens)
+ *
+ * Every pointer of the handle becomes invalid and the kernel frees all its
+ * memory.
+ *
+ * Context: not thread-safe: this must be the last call on @mm, with no
+ * other call in flight.
+ */
+void memmgr_close(struct memmgr *mm);
+
+/**
+ * memmgr_set_timeout() - the timeout of the memmgr_acquire_*() functions
+ * @mm:		the handle
+ * @timeout_ms:	0 (decline at once, the default), a positive number of
+ *		milliseconds, or MEMMGR_WAIT_FOREVER
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0 or -EINVAL (below MEMMGR_WAIT_FOREVER).
+ */
+int memmgr_set_timeout(struct memmgr *mm, int64_t timeout_ms);
+
+/**
+ * memmgr_alloc_storage() - storage memory for a page id, mapped
+ * @mm:		the handle
+ * @page_id:	the page id; the handle must not hold it already
+ * @size:	bytes, > 0; the kernel charges whole pages
+ * @timeout_ms:	0, milliseconds or MEMMGR_WAIT_FOREVER: how long the request
+ *		may wait for memory (never on a MEMMGR_OPEN_NONBLOCK handle)
+ * @flags:	0 (pinned) or MEMMGR_ALLOC_UNPINNED (evictable at once)
+ * @ptrp:	set to the memory, zeroed and page-aligned, on success
+ *
+ * Context: thread-safe; may sleep while the request waits, without
+ * holding the handle's mutex.
+ *
+ * Return: 0; -EINVAL (size 0, unknown flag, timeout below -1); -EEXIST
+ * (the handle holds @page_id, live or evicted); -EAGAIN (no memory now, or
+ * the handle is non-blocking); -ETIMEDOUT; -EINTR (a signal ended the
+ * wait); -E2BIG (more than the storage quota); -ECANCELED (@page_id was
+ * released meanwhile); -ENOMEM (the process is out of memory or mappings);
+ * -ENOSPC.
+ */
+int memmgr_alloc_storage(struct memmgr *mm, uint64_t page_id, size_t size,
+			 int64_t timeout_ms, unsigned int flags, void **ptrp);
+
+/**
+ * memmgr_alloc_exec() - execution memory for an exec id, mapped
+ * @mm:		the handle
+ * @exec_id:	the exec id; any number of allocations may share it
+ * @size:	bytes, > 0; up to MEMMGR_SMALL_MAX bytes make a small object
+ *		aligned to its size class, else whole pages, page-aligned
+ * @timeout_ms:	as for memmgr_alloc_storage(); a small object that fits in
+ *		a chunk the exec id has never waits
+ * @ptrp:	set to the memory, zeroed, on success
+ *
+ * Context: thread-safe; may sleep while the request waits, without
+ * holding the handle's mutex.
+ *
+ * Return: 0; -EINVAL (size 0, timeout below -1); -EAGAIN; -ETIMEDOUT;
+ * -EINTR; -E2BIG (more than the whole reserve); -ECANCELED (@exec_id was
+ * released meanwhile); -ENOMEM; -ENOSPC.
+ */
+int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
+		      int64_t timeout_ms, void **ptrp);
+
+/**
+ * memmgr_free() - free memory of either pool by its pointer
+ * @mm:		the handle
+ * @ptr:	a pointer an allocation of @mm returned, or NULL (nothing
+ *		happens); an evicted storage buffer may be freed too
+ *
+ * Freeing the last small object of a chunk gives the chunk back.
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0, or -EINVAL when @ptr is not a live allocation of @mm (never
+ * allocated, freed already, released, or inside an allocation).
+ */
+int memmgr_free(struct memmgr *mm, void *ptr);
+
+/**
+ * memmgr_pin() - add a pin to a storage buffer (pins count)
+ * @mm:		the handle
+ * @page_id:	its page id
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0; -ENOENT (no such page id); -ESTALE (evicted); -EOVERFLOW.
+ */
+int memmgr_pin(struct memmgr *mm, uint64_t page_id);
+
+/**
+ * memmgr_unpin() - drop a pin; with none left the buffer is evictable
+ * @mm:		the handle
+ * @page_id:	its page id
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0; -ENOENT (no such page id); -ESTALE (evicted); -EINVAL (the
+ * buffer has no pin).
+ */
+int memmgr_unpin(struct memmgr *mm, uint64_t page_id);
+
+/**
+ * memmgr_lookup_page() - the storage buffer of a page id
+ * @mm:		the handle
+ * @page_id:	its page id
+ * @ptrp:	set to its pointer, unless NULL
+ * @sizep:	set to its size in bytes (whole pages, all usable), unless
+ *		NULL
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0; -ENOENT (no such page id); -ESTALE when it was evicted: then
+ * *@ptrp and *@sizep are set too, and the pointer may be passed to
+ * memmgr_free() but not accessed (SIGBUS).
+ */
+int memmgr_lookup_page(struct memmgr *mm, uint64_t page_id, void **ptrp,
+		       size_t *sizep);
+
+/**
+ * memmgr_release_exec() - free all the execution memory of an exec id
+ * @mm:		the handle
+ * @exec_id:	the exec id
+ * @freedp:	set to the bytes the kernel took back (whole pages, the
+ *		chunks of small objects included), unless NULL
+ *
+ * Every pointer of @exec_id becomes invalid, small objects included.
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0 (also when @exec_id has nothing: *@freedp is 0), or the
+ * negative errno of MEMMGR_IOC_RELEASE (then nothing was released).
+ */
+int memmgr_release_exec(struct memmgr *mm, uint64_t exec_id,
+			uint64_t *freedp);
+
+/**
+ * memmgr_release_page() - free the storage memory of a page id
+ * @mm:		the handle
+ * @page_id:	the page id, live or evicted
+ * @freedp:	set to the bytes the kernel took back (0 if evicted or
+ *		absent), unless NULL
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0 (also when @page_id has nothing), or the negative errno of
+ * MEMMGR_IOC_RELEASE (then nothing was released).
+ */
+int memmgr_release_page(struct memmgr *mm, uint64_t page_id,
+			uint64_t *freedp);
+
+/**
+ * memmgr_get_stats() - the kernel's statistics and the library's
+ * @mm:		the handle
+ * @st:		filled in on success
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0, or the negative errno of MEMMGR_IOC_STATS.
+ */
+int memmgr_get_stats(struct memmgr *mm, struct memmgr_lib_stats *st);
+
+/**
+ * memmgr_strerror() - what an error of this library means
+ * @err:	a negative errno value (a positive one is read the same)
+ *
+ * Return: a static string, never NULL; thread-safe.
+ */
+const char *memmgr_strerror(int err);
+
+/*
+ * The original design's interface, in C.  The original named a page id or
+ * an exec id when acquiring, but only a byte count when releasing; memmgr
+ * frees whole allocations by id, so the release functions take the id.
+ */
+
+/**
+ * memmgr_acquire_storage_memory() - acquireStorageMemory(pageId, numBytes)
+ * @mm:		the handle
+ * @page_id:	the page id
+ * @num_bytes:	bytes, > 0
+ *
+ * memmgr_alloc_storage(), pinned, with the handle's timeout (see
+ * memmgr_set_timeout()).
+ *
+ * Context: thread-safe; may sleep while the request waits, without
+ * holding the handle's mutex.
+ *
+ * Return: the memory, or NULL with errno set to one of the errors of
+ * memmgr_alloc_storage() (as a positive value).
+ */
+void *memmgr_acquire_storage_memory(struct memmgr *mm, uint64_t page_id,
+				    size_t num_bytes);
+
+/**
+ * memmgr_acquire_execution_memory() - acquireExecutionMemory(execId,
+ * numBytes)
+ * @mm:		the handle
+ * @exec_id:	the exec id
+ * @num_bytes:	bytes, > 0
+ *
+ * memmgr_alloc_exec() with the handle's timeout.
+ *
+ * Context: thread-safe; may sleep while the request waits, without
+ * holding the handle's mutex.
+ *
+ * Return: the memory, or NULL with errno set to one of the errors of
+ * memmgr_alloc_exec() (as a positive value).
+ */
+void *memmgr_acquire_execution_memory(struct memmgr *mm, uint64_t exec_id,
+				      size_t num_bytes);
+
+/**
+ * memmgr_release_storage_memory() - releaseStorageMemory(), by page id
+ * @mm:		the handle
+ * @page_id:	the page id
+ *
+ * Context: thread-safe.
+ *
+ * Return: the bytes the kernel took back (see memmgr_release_page()), or
+ * a negative errno.
+ */
+int64_t memmgr_release_storage_memory(struct memmgr *mm, uint64_t page_id);
+
+/**
+ * memmgr_release_execution_memory() - releaseExecutionMemory(), by exec id
+ * @mm:		the handle
+ * @exec_id:	the exec id
+ *
+ * Context: thread-safe.
+ *
+ * Return: the bytes the kernel took back (see memmgr_release_exec()), or a
+ * negative errno.
+ */
+int64_t memmgr_release_execution_memory(struct memmgr *mm, uint64_t exec_id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBMEMMGR_H */
