@@ -101,6 +101,19 @@ demo: deps
 	$(MAKE) all
 	selftests/vm.sh --params "total=1G" --mem 1536 --timeout 180 -- memmgr-demo
 
+# make bench: memmgr_bench in a VM on the stock kernel (TCG unless
+# MEMMGR_VM_ACCEL=kvm; about 2 minutes).  selftests/bench/run.sh boots
+# selftests/vm.sh --no-load --mem 2048 --timeout 1200 -- memmgr_bench
+# --module /lib/modules/memmgr.ko --params total=1G (it times insmod, then
+# keeps total=1G loaded), prints the table and writes
+# build/bench/results.json and build/bench/sizes.png (gnuplot).
+# BENCH_ARGS go to memmgr_bench (--quick, --reps N).  Not part of check,
+# which runs it once with --quick.
+.PHONY: bench
+bench: deps
+	$(MAKE) all
+	selftests/bench/run.sh $(BENCH_ARGS)
+
 install: userspace
 	$(MAKE) -C userspace BUILD=$(BUILD) TOP=$(TOP) install
 

@@ -65,6 +65,7 @@ struct memmgr_counters {
  * @lru:	the same buffers, least recently used first
  * @next_pgoff:	the next free mmap offset, in pages; offsets are never reused
  * @buddy:	the reserve
+ * @nr_execids:	active exec ids over all files (see memmgr_fair.c)
  * @files_lock:	protects @files
  * @files:	every open file and in-kernel client, for debugfs
  * @stats_kobj:	/sys/module/memmgr/stats
@@ -82,6 +83,7 @@ struct memmgr_dev {
 	struct list_head lru;
 	atomic64_t next_pgoff;
 	struct memmgr_buddy buddy;
+	u64 nr_execids;
 	struct mutex files_lock;	/* see above */
 	struct list_head files;
 	struct kobject *stats_kobj;
@@ -104,6 +106,7 @@ struct memmgr_dev {
  *		first; protected by memmgr_dev.lock
  * @nr_evicted:	entries on @evicted; protected by memmgr_dev.lock
  * @poll_wait:	poll() waits here for eviction notices
+ * @execids:	its active exec ids, by tag; protected by memmgr_dev.lock
  */
 struct memmgr_file {
 	struct memmgr_dev *mm;
@@ -118,6 +121,23 @@ struct memmgr_file {
 	struct list_head evicted;
 	u64 nr_evicted;
 	wait_queue_head_t poll_wait;
+	struct rb_root execids;
+};
+
+/**
+ * struct memmgr_execid - an active exec id of one file
+ * @node:	in memmgr_file.execids
+ * @tag:	the exec id
+ * @pages:	execution pages it holds
+ * @requests:	its requests being decided or held
+ *
+ * All fields are protected by memmgr_dev.lock.
+ */
+struct memmgr_execid {
+	struct rb_node node;
+	u64 tag;
+	u64 pages;
+	u32 requests;
 };
 
 enum memmgr_buf_state {
@@ -176,12 +196,13 @@ struct memmgr_buffer {
 extern const struct file_operations memmgr_fops;
 extern struct memmgr_dev *memmgr_instance;
 extern bool memmgr_evict_lru;		/* evict_policy=lru */
+extern bool memmgr_exec_fair;		/* exec_fair=1 */
 
 /* memmgr_pool.c: grant, hold or decline; eviction choices; wakeups */
 int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		   s64 timeout_ms, bool nonblock, struct list_head *victims);
 void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
-void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 pages);
+void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages);
 void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
 			       bool pinned);
 void memmgr_evictable_add_locked(struct memmgr_dev *mm,
@@ -193,6 +214,12 @@ void memmgr_touch_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
 int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 		       u64 *pending);
 void memmgr_victims_reclaim(struct memmgr_dev *mm, struct list_head *victims);
+
+/* memmgr_fair.c: active exec ids */
+struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag,
+					       struct memmgr_execid **spare);
+void memmgr_execid_put_locked(struct memmgr_file *f, struct memmgr_execid *id);
+void memmgr_execid_uncharge_locked(struct memmgr_file *f, u64 tag, u64 pages);
 
 /* memmgr_map.c: mmap, faults, revocation */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);

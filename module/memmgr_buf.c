@@ -296,7 +296,7 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 
 out_free:
 	memmgr_buddy_free(&mm->buddy, &buf->blocks);
-	memmgr_charge_undo(f, req->pool, pages);
+	memmgr_charge_undo(f, req->pool, req->tag, pages);
 out_put:
 	memmgr_buf_put(buf);
 	return ret;

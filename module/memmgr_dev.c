@@ -180,6 +180,7 @@ void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
 	mt_init(&f->offsets);
 	f->tags = RB_ROOT;
 	INIT_LIST_HEAD(&f->evicted);
+	f->execids = RB_ROOT;
 	init_waitqueue_head(&f->poll_wait);
 	mutex_lock(&mm->files_lock);
 	list_add_tail(&f->node, &mm->files);
@@ -195,6 +196,7 @@ void memmgr_file_exit(struct memmgr_file *f)
 	struct memmgr_dev *mm = f->mm;
 
 	memmgr_file_free_all(f);
+	WARN_ON_ONCE(!RB_EMPTY_ROOT(&f->execids));
 	mutex_lock(&mm->files_lock);
 	list_del(&f->node);
 	mutex_unlock(&mm->files_lock);

@@ -101,6 +101,35 @@ module_param_cb(mode, &mode_ops, NULL, 0644);
 MODULE_PARM_DESC(mode,
 		 "split (default: storage within its quota, execution borrows only free storage memory) or unified (Spark's rules: storage borrows free execution memory, execution evicts storage above its quota). Writable at runtime, for later requests.");
 
+/* exec_fair: fair shares between exec ids; see memmgr_policy.c. */
+bool memmgr_exec_fair;
+
+static int exec_fair_set(const char *val, const struct kernel_param *kp)
+{
+	struct memmgr_dev *mm = memmgr_instance;
+	bool fair;
+	int ret = kstrtobool(val, &fair);
+
+	if (ret)
+		return ret;
+	WRITE_ONCE(memmgr_exec_fair, fair);
+	if (mm) {
+		/* Holds kept back by their share may go now. */
+		spin_lock(&mm->lock);
+		memmgr_wake_locked(mm);
+		spin_unlock(&mm->lock);
+	}
+	return 0;
+}
+
+static const struct kernel_param_ops exec_fair_ops = {
+	.set = exec_fair_set,
+	.get = param_get_bool,
+};
+module_param_cb(exec_fair, &exec_fair_ops, &memmgr_exec_fair, 0644);
+MODULE_PARM_DESC(exec_fair,
+		 "1: with N active exec ids, one may hold at most 1/N of what execution can use, and one below 1/(2N) is held rather than declined (Spark's ExecutionMemoryPool). Default 0. Writable at runtime.");
+
 static unsigned int storage_pct = 50;
 module_param(storage_pct, uint, 0444);
 MODULE_PARM_DESC(storage_pct,

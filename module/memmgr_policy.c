@@ -138,6 +138,37 @@ enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 	return MEMMGR_EVICT;
 }
 
+/*
+ * exec_fair (Spark's ExecutionMemoryPool): with N active exec ids, one may
+ * hold at most 1/N of what execution can use, and one below 1/(2N) is held
+ * rather than declined.  What execution can use: all but storage's pages,
+ * and in unified mode storage above S counts as execution's (it may evict
+ * it).
+ */
+u64 memmgr_policy_exec_capacity(const struct memmgr_policy *p)
+{
+	u64 storage = p->used[MEMMGR_POOL_STORAGE];
+
+	if (p->unified && storage > p->quota[MEMMGR_POOL_STORAGE])
+		storage = p->quota[MEMMGR_POOL_STORAGE];
+	return p->total - storage;
+}
+
+/* May an exec id holding @held pages take @pages more, of @nr_ids? */
+bool memmgr_policy_fair(const struct memmgr_policy *p, u64 held, u64 pages,
+			u64 nr_ids)
+{
+	return nr_ids <= 1 ||
+	       held + pages <= memmgr_policy_exec_capacity(p) / nr_ids;
+}
+
+/* Is an exec id holding @held pages below its minimum share, 1/(2N)? */
+bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
+			     u64 nr_ids)
+{
+	return held < memmgr_policy_exec_capacity(p) / (2 * nr_ids);
+}
+
 void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
 			  u64 pages)
 {

@@ -17,12 +17,15 @@
 /*
  * MEMMGR_EVICT leaves the choice of victims to the caller, which must not
  * take storage below memmgr_policy_evict_floor() and may find it cannot.
+ * MEMMGR_OVER_SHARE comes from the caller's memmgr_policy_fair() check,
+ * never from memmgr_policy_check().
  */
 enum memmgr_verdict {
 	MEMMGR_GRANT,	/* fits now */
 	MEMMGR_EVICT,	/* fits once *evict pages of unpinned storage go */
 	MEMMGR_WAIT,	/* does not fit now, might later */
 	MEMMGR_TOO_BIG,	/* larger than the pool could ever grant */
+	MEMMGR_OVER_SHARE, /* exec_fair: over its exec id's share */
 };
 
 /**
@@ -52,6 +55,11 @@ u64 memmgr_policy_evict_floor(const struct memmgr_policy *p,
 enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 					unsigned int pool, u64 pages,
 					u64 *evict);
+u64 memmgr_policy_exec_capacity(const struct memmgr_policy *p);
+bool memmgr_policy_fair(const struct memmgr_policy *p, u64 held, u64 pages,
+			u64 nr_ids);
+bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
+			     u64 nr_ids);
 void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
 			  u64 pages);
 void memmgr_policy_uncharge(struct memmgr_policy *p, unsigned int pool,

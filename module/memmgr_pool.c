@@ -12,6 +12,7 @@
 #include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/slab.h>
 
 #include "memmgr.h"
 #include "memmgr_trace.h"
@@ -27,6 +28,7 @@
  * @result:	1 while held, then 0 (granted) or a negative errno, set under
  *		memmgr_dev.lock by whoever takes it off the queue
  * @victims:	where a grant puts the buffers evicted for it
+ * @id:		its exec id (execution requests), else NULL
  */
 struct memmgr_waiter {
 	struct list_head node;
@@ -37,6 +39,7 @@ struct memmgr_waiter {
 	u32 pool;
 	int result;
 	struct list_head *victims;
+	struct memmgr_execid *id;
 };
 
 void memmgr_evictable_add_locked(struct memmgr_dev *mm,
@@ -134,6 +137,9 @@ static void uncharge_buf_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf
 		memmgr_evictable_del_locked(mm, buf);
 	buf->state = state;
 	memmgr_policy_uncharge(&mm->policy, buf->pool, buf->nr_pages);
+	if (buf->pool == MEMMGR_POOL_EXEC)
+		memmgr_execid_uncharge_locked(buf->file, buf->tag,
+					      buf->nr_pages);
 	buf->file->used[buf->pool] -= buf->nr_pages;
 	mm->stats[buf->pool].frees++;
 }
@@ -237,12 +243,13 @@ static u64 req_bytes(u64 pages)
 
 /*
  * Grant a request if it fits now, evicting for it if the rules allow.
- * Return the verdict that applied: GRANT or EVICT (charged), WAIT or
- * TOO_BIG (nothing done).
+ * Return the verdict that applied: GRANT or EVICT (charged), WAIT,
+ * OVER_SHARE (exec_fair) or TOO_BIG (nothing done).
  */
 static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 					    struct memmgr_file *f, u32 pool,
 					    u64 tag, u64 pages,
+					    struct memmgr_execid *id,
 					    struct list_head *victims)
 {
 	struct memmgr_counters *st = &mm->stats[pool];
@@ -250,6 +257,10 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 	u64 evict = 0;
 
 	lockdep_assert_held(&mm->lock);
+	if (id && READ_ONCE(memmgr_exec_fair) &&
+	    pages <= memmgr_policy_limit(&mm->policy, pool) &&
+	    !memmgr_policy_fair(&mm->policy, id->pages, pages, mm->nr_execids))
+		return MEMMGR_OVER_SHARE;
 	v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
 	if (v == MEMMGR_EVICT &&
 	    !evict_locked(mm, evict,
@@ -261,6 +272,8 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 	trace_memmgr_alloc(pool, tag, req_bytes(pages), 0);
 	memmgr_policy_charge(&mm->policy, pool, pages);
 	f->used[pool] += pages;
+	if (id)
+		id->pages += pages;
 	st->allocs++;
 	if (mm->policy.used[pool] > st->peak)
 		st->peak = mm->policy.used[pool];
@@ -273,7 +286,8 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
  *
  * Each pool's queue is served strictly in arrival order: a request that
  * does not fit keeps every later one of its pool waiting, so a large
- * request is not starved by small ones.
+ * request is not starved by small ones.  A request held only by its exec
+ * id's fair share (exec_fair) lets later ones pass.
  */
 void memmgr_wake_locked(struct memmgr_dev *mm)
 {
@@ -281,16 +295,17 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 
 	lockdep_assert_held(&mm->lock);
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++) {
-		while (!list_empty(&mm->waiters[pool])) {
-			struct memmgr_waiter *w;
+		struct memmgr_waiter *w, *next;
+
+		list_for_each_entry_safe(w, next, &mm->waiters[pool], node) {
 			enum memmgr_verdict v;
 
-			w = list_first_entry(&mm->waiters[pool],
-					     struct memmgr_waiter, node);
 			v = try_grant_locked(mm, w->file, pool, w->tag,
-					     w->pages, w->victims);
+					     w->pages, w->id, w->victims);
 			if (v == MEMMGR_WAIT)
 				break;
+			if (v == MEMMGR_OVER_SHARE)
+				continue;
 			list_del(&w->node);
 			mm->nr_waiters--;
 			if (v == MEMMGR_TOO_BIG) {
@@ -308,6 +323,24 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 			wake_up_process(w->task);
 		}
 	}
+}
+
+/*
+ * May a new request of @pool be decided now?  Only if no older request of
+ * the pool waits, or (exec_fair) all that wait are kept back by their exec
+ * id's share rather than by memory.
+ */
+static bool queue_clear_locked(struct memmgr_dev *mm, u32 pool)
+{
+	struct memmgr_waiter *w;
+
+	list_for_each_entry(w, &mm->waiters[pool], node) {
+		if (!w->id || !READ_ONCE(memmgr_exec_fair) ||
+		    memmgr_policy_fair(&mm->policy, w->id->pages, w->pages,
+				       mm->nr_execids))
+			return false;
+	}
+	return true;
 }
 
 static long timeout_jiffies(s64 timeout_ms)
@@ -364,19 +397,27 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		.task = current, .file = f, .pages = pages, .tag = tag,
 		.pool = pool, .result = 1, .victims = victims,
 	};
+	struct memmgr_execid *spare = NULL;
 	enum memmgr_verdict v;
 	u64 evict = 0;
 	int ret;
 
+	if (pool == MEMMGR_POOL_EXEC) {
+		spare = kzalloc(sizeof(*spare), GFP_KERNEL);
+		if (!spare)
+			return -ENOMEM;
+	}
 	spin_lock(&mm->lock);
-	if (list_empty(&mm->waiters[pool])) {
-		v = try_grant_locked(mm, f, pool, tag, pages, victims);
+	if (spare)
+		w.id = memmgr_execid_get_locked(f, tag, &spare);
+	if (queue_clear_locked(mm, pool)) {
+		v = try_grant_locked(mm, f, pool, tag, pages, w.id, victims);
 		if (v == MEMMGR_GRANT || v == MEMMGR_EVICT) {
 			/* Evicting more than needed may let others in. */
 			if (v == MEMMGR_EVICT)
 				memmgr_wake_locked(mm);
-			spin_unlock(&mm->lock);
-			return 0;
+			ret = 0;
+			goto out_unlock;
 		}
 	} else {
 		/* Older holds of this pool go first: it can only queue. */
@@ -386,6 +427,16 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		ret = -E2BIG;
 		goto out_decline;
 	}
+	/*
+	 * exec_fair: an exec id below its minimum share is held, not
+	 * declined, while other exec ids hold memory that can come back.
+	 */
+	if (!timeout_ms && !nonblock && w.id && v != MEMMGR_OVER_SHARE &&
+	    READ_ONCE(memmgr_exec_fair) &&
+	    mm->policy.used[pool] > w.id->pages &&
+	    memmgr_policy_below_min(&mm->policy, w.id->pages,
+				    mm->nr_execids))
+		timeout_ms = MEMMGR_WAIT_FOREVER;
 	if (!timeout_ms || nonblock) {
 		ret = -EAGAIN;
 		goto out_decline;
@@ -401,17 +452,25 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 	spin_lock(&mm->lock);
 	if (w.result <= 0) {
 		/* Taken off the queue: granted, or declined and counted. */
-		spin_unlock(&mm->lock);
-		return w.result;
+		ret = w.result;
+		goto out_unlock;
 	}
 	list_del(&w.node);
 	mm->nr_waiters--;
-	/* Whoever queued behind us may fit now. */
-	memmgr_wake_locked(mm);
 out_decline:
 	mm->stats[pool].declined++;
 	trace_memmgr_decline(pool, tag, req_bytes(pages), ret);
+out_unlock:
+	if (w.id)
+		memmgr_execid_put_locked(f, w.id);
+	/*
+	 * Whoever queued behind a hold that gave up, or waited on an exec id
+	 * that is no longer active, may fit now.
+	 */
+	if (ret)
+		memmgr_wake_locked(mm);
 	spin_unlock(&mm->lock);
+	kfree(spare);
 	return ret;
 }
 
@@ -454,14 +513,17 @@ void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
  * memmgr_charge_undo() - give back a charge whose buffer was never made
  * @f:		the file charged
  * @pool:	MEMMGR_POOL_*
+ * @tag:	the request's page id or exec id
  * @pages:	what memmgr_request() charged
  */
-void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 pages)
+void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 {
 	struct memmgr_dev *mm = f->mm;
 
 	spin_lock(&mm->lock);
 	memmgr_policy_uncharge(&mm->policy, pool, pages);
+	if (pool == MEMMGR_POOL_EXEC)
+		memmgr_execid_uncharge_locked(f, tag, pages);
 	f->used[pool] -= pages;
 	mm->stats[pool].allocs--;
 	memmgr_wake_locked(mm);

@@ -93,7 +93,8 @@ all_of() {
 # The programs that run with memmgr loaded (total=64M), on both kernels.
 # memmgrctl_test.sh reloads the module: it runs last.
 loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
-	memmgr_mode_test memmgr_iface_test.sh libmemmgr_test memmgrctl_test.sh)
+	memmgr_mode_test memmgr_fair_test memmgr_iface_test.sh libmemmgr_test
+	memmgrctl_test.sh)
 
 tap unit 1 "$top/build/unit/policy_test"
 single lint "$top/selftests/lint.sh" "$kdir"

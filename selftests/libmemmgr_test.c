@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -248,6 +249,30 @@ TEST_F(lib, lookup_estale_after_eviction)
 	EXPECT_EQ(self->S, st.charged[ST]);
 	EXPECT_EQ(1, st.buffers[ST]);
 	EXPECT_EQ(self->S, st.kernel.pool[ST].used);
+}
+
+/* Eviction notices: poll() on memmgr_fd(), then memmgr_evicted(). */
+TEST_F(lib, eviction_notices)
+{
+	struct pollfd pfd = { .fd = memmgr_fd(self->mm), .events = POLLPRI };
+	uint64_t ids[4] = { 0 }, pending = 9;
+	void *p, *q;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 7, self->S / 2, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 8, self->S - self->S / 2,
+					  0, MEMMGR_ALLOC_UNPINNED, &q));
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	EXPECT_EQ(0, memmgr_evicted(self->mm, ids, 4, &pending));
+	EXPECT_EQ(0, pending);
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 9, self->S, 0, 0, &p));
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(POLLPRI, pfd.revents & POLLPRI);
+	EXPECT_EQ(2, memmgr_evicted(self->mm, ids, 4, &pending));
+	EXPECT_EQ(0, pending);
+	/* Both went; in some order. */
+	EXPECT_EQ(7 + 8, ids[0] + ids[1]);
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
 }
 
 /* One page of 16-byte objects is exactly one chunk, given back when empty. */

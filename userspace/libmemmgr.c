@@ -890,6 +890,25 @@ out_unlock:
 	return ret;
 }
 
+int memmgr_evicted(struct memmgr *mm, uint64_t *page_ids, uint32_t count,
+		   uint64_t *pending)
+{
+	struct memmgr_evicted e = {
+		.tags = (uintptr_t)page_ids, .count = count,
+	};
+
+	if (ioctl(mm->fd, MEMMGR_IOC_EVICTED, &e))
+		return -errno;
+	if (pending)
+		*pending = e.pending;
+	return e.count;
+}
+
+int memmgr_fd(struct memmgr *mm)
+{
+	return mm->fd;
+}
+
 const char *memmgr_strerror(int err)
 {
 	const char *desc;

@@ -281,6 +281,31 @@ int memmgr_release_page(struct memmgr *mm, uint64_t page_id,
 int memmgr_get_stats(struct memmgr *mm, struct memmgr_lib_stats *st);
 
 /**
+ * memmgr_evicted() - eviction notices: which page ids this handle lost
+ * @mm:		the handle
+ * @page_ids:	out: up to @count page ids, in eviction order
+ * @count:	room in @page_ids (the kernel moves at most 512 per call)
+ * @pending:	out, if not NULL: notices still queued
+ *
+ * Each notice is taken once.  The evicted entries stay (memmgr_lookup_page()
+ * says -ESTALE) until freed or released; freeing one drops its notice.
+ *
+ * Context: thread-safe.
+ * Return: the number of page ids written, or a negative errno.
+ */
+int memmgr_evicted(struct memmgr *mm, uint64_t *page_ids, uint32_t count,
+		   uint64_t *pending);
+
+/**
+ * memmgr_fd() - the handle's file descriptor, for poll(): POLLPRI means
+ * eviction notices are waiting for memmgr_evicted()
+ * @mm:	the handle
+ *
+ * Return: the descriptor; it belongs to the handle, do not close it.
+ */
+int memmgr_fd(struct memmgr *mm);
+
+/**
  * memmgr_strerror() - what an error of this library means
  * @err:	a negative errno value (a positive one is read the same)
  *

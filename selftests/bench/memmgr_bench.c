@@ -13,20 +13,23 @@
  *
  *  1. ALLOC + FREE of 4 KiB of execution memory, unmapped, against the
  *     system-call floor: an unknown ioctl on the same file (ENOTTY), as
- *     many calls as the case makes (two).
+ *     many calls as the case makes (two).  Beside it, what the emulator
+ *     makes of the kernel's clear_page(): 4 KiB of "rep stosb" (what
+ *     memmgr's zeroing runs with ERMS) against "rep stosq" (without).
  *  2. ALLOC + mmap + a write to every page + munmap + FREE, at 64 KiB,
  *     2 MiB and 32 MiB, against anonymous mmap(MAP_POPULATE) + write +
  *     munmap and memfd_create + ftruncate + mmap + write + munmap + close.
  *  3. Case 1 in two processes at once (own open file each) against one
- *     process alone: throughput.
+ *     process alone: throughput.  Two controls tell what the VM lets two
+ *     processes gain at all: ENOTTY ioctls, and a loop with no system call.
  *  4. Case 1 on a file holding 100,000 live allocations against one
  *     holding 100 (both open at once).
  *  5. Storage churn through twice the storage quota in 64 KiB unpinned,
  *     mapped buffers: an ALLOC that evicts against one that does not.
- *     Then a Zipf-like key stream (s = 0.99 over twice as many keys as fit)
- *     of LOOKUP, and ALLOC on a miss: the hit rate of the random policy,
- *     next to LRU simulated in userspace on the same stream (memmgr has no
- *     LRU).
+ *     Then a Zipf-like key stream (s = 0.99 over eight times as many keys
+ *     as fit) of LOOKUP, and ALLOC on a miss: the hit rate with
+ *     evict_policy=random, with evict_policy=lru where the module has it,
+ *     and with LRU simulated here on the same stream.
  *  6. libmemmgr's small objects (memmgr_alloc_exec + memmgr_free, batches
  *     of one size) against glibc malloc and jemalloc (Debian's
  *     libjemalloc.a, linked statically with its malloc API renamed je_*),
@@ -36,8 +39,8 @@
  *     module stays loaded for the other cases.  Metadata: slab bytes per
  *     live allocation (Slab in /proc/meminfo around case 4's allocations;
  *     the memmgr_buffer cache's sizes from /sys/kernel/slab) and bytes per
- *     reserved GiB (MemFree at insmod beyond the reserve and beyond the
- *     one-page load).
+ *     reserved GiB (Slab + VmallocUsed taken by the insmod, beyond what the
+ *     one-page load takes).
  *
  * --quick runs every case once with tiny counts (and case 5 in a few
  * buffers of room, the rest of the quota held by one pinned buffer): it
@@ -87,6 +90,7 @@ void je_free(void *ptr);
 #define CHURN_BUF	(64 * KIB)
 #define CHURN_BATCH	256
 #define ZIPF_S		0.99
+#define ZIPF_KEYS	8	/* keys per buffer of room */
 /* No command has this number: the ioctl layer answers ENOTTY. */
 #define IOC_UNKNOWN	_IO(MEMMGR_IOC_MAGIC, 0x7f)
 
@@ -108,14 +112,14 @@ struct sizing {
 static const struct sizing full_sizing = {
 	.reps = 7, .cycles = 4000, .map_iters = { 200, 20, 3 },
 	.live_few = 100, .live_many = 100000, .churn_room = 0,
-	.zipf_len = 30000, .small_batch = 512, .small_rounds = 4,
+	.zipf_len = 120000, .small_batch = 512, .small_rounds = 4,
 	.load_reps = 5,
 };
 
 static const struct sizing quick_sizing = {
 	.reps = 1, .cycles = 20, .map_iters = { 2, 1, 1 },
 	.live_few = 10, .live_many = 1000, .churn_room = 32,
-	.zipf_len = 400, .small_batch = 16, .small_rounds = 1,
+	.zipf_len = 2000, .small_batch = 16, .small_rounds = 1,
 	.load_reps = 1,
 };
 
@@ -167,8 +171,10 @@ static struct {
 	double evictable_per_gib;		/* bytes */
 	uint64_t total;				/* bytes reserved */
 	uint64_t churn_buffers, churn_evictions;
-	double zipf_random, zipf_lru;
+	double zipf_random, zipf_lru, zipf_lru_sim;
+	bool lru_implemented;
 	long zipf_keys, zipf_room, zipf_measured;
+	uint64_t zipf_evictions;
 	bool loaded_here;
 } fig = {
 	.slab_object_size = -1, .slab_size = -1, .slab_per_alloc = NAN,
@@ -407,7 +413,7 @@ static void print_table(FILE *out)
 	char va[24], vb[24], t[24], ratio[16];
 	int i;
 
-	fprintf(out, "%-4s %-34s %10s %10s %-15s %7s %8s %s\n", "case",
+	fprintf(out, "%-4s %-36s %10s %10s %-16s %7s %8s %s\n", "case",
 		"what", "memmgr", "baseline", "(baseline)", "ratio",
 		"target", "met");
 	for (i = 0; i < nr_results; i++) {
@@ -418,7 +424,7 @@ static void print_table(FILE *out)
 			snprintf(ratio, sizeof(ratio), "-");
 		else
 			snprintf(ratio, sizeof(ratio), "%.2fx", r->ratio);
-		fprintf(out, "%-4d %-34s %10s %10s %-15s %7s %8s %s\n", r->cs,
+		fprintf(out, "%-4d %-36s %10s %10s %-16s %7s %8s %s\n", r->cs,
 			r->what, fmt_val(r->a, r->unit, va, sizeof(va)),
 			fmt_val(r->b, r->unit, vb, sizeof(vb)), r->bname, ratio,
 			target_str(r, t, sizeof(t)),
@@ -532,8 +538,9 @@ static void unknown_ioctls(void *arg)
 
 /*
  * How the emulator runs the kernel's clear_page(): with ERMS (-cpu max has
- * it) that is one "rep stosb" of 4 KiB, which TCG executes a byte at a
- * time; the same zeroing by 8-byte stores runs as translated code.
+ * it) x86 uses clear_page_erms, one "rep stosb" of 4096 bytes, which TCG
+ * executes an iteration at a time; without, clear_page_rep, a "rep stosq"
+ * of 512 iterations.  Both here, in userspace.
  */
 static char zero_buf[PAGE] __attribute__((aligned(PAGE)));
 
@@ -551,16 +558,17 @@ static void zero_rep_stosb(void *arg)
 	}
 }
 
-static void zero_stores(void *arg)
+static void zero_rep_stosq(void *arg)
 {
 	struct cycle_ctx *c = arg;
 	int i;
-	size_t j;
 
 	for (i = 0; i < c->n; i++) {
-		for (j = 0; j < PAGE / sizeof(uint64_t); j++)
-			((uint64_t *)zero_buf)[j] = 0;
-		asm volatile("" : : "r" (zero_buf) : "memory");
+		void *dst = zero_buf;
+		size_t cnt = PAGE / 8;
+
+		asm volatile("rep stosq" : "+D" (dst), "+c" (cnt) : "a" (0)
+			     : "memory");
 	}
 }
 
@@ -568,7 +576,7 @@ static void case_syscall_floor(int fd)
 {
 	struct cycle_ctx c = { .fd = fd, .n = sz.cycles };
 	void (*const fn[2])(void *) = { exec_cycles, unknown_ioctls };
-	void (*const zfn[2])(void *) = { zero_rep_stosb, zero_stores };
+	void (*const zfn[2])(void *) = { zero_rep_stosb, zero_rep_stosq };
 	void *const ctx[2] = { &c, &c };
 	double t[2][MAX_REPS];
 	struct result *r;
@@ -582,8 +590,8 @@ static void case_syscall_floor(int fd)
 	fig.per_ioctl_ns = r->b / 2;
 
 	measure(2, zfn, ctx, sz.cycles, t);
-	r = add_result(1, "emulator: 4 KiB rep stosb (user)", "ns/op",
-		       "8-byte stores");
+	r = add_result(1, "emulator: zero 4 KiB, rep stosb", "ns/op",
+		       "rep stosq");
 	set_samples(r, t[0], t[1], sz.reps);
 	fig.rep_stosb_ns = r->a;
 }
@@ -686,7 +694,7 @@ static void case_map_sizes(int fd)
  */
 enum proc_work { WORK_CYCLES, WORK_ENOTTY, WORK_SPIN };
 
-static uint64_t spin_sink;
+uint64_t spin_sink;
 
 static void proc_work(enum proc_work work, int n)
 {
@@ -704,8 +712,11 @@ static void proc_work(enum proc_work work, int n)
 		unknown_ioctls(&cc);
 		break;
 	case WORK_SPIN:
-		for (i = 0; i < n * 2000L; i++)
+		for (i = 0; i < n * 2000L; i++) {
 			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			/* Keep the compiler from folding the loop. */
+			asm volatile("" : "+r" (x));
+		}
 		spin_sink = x;
 		break;
 	}
@@ -766,6 +777,11 @@ static double run_procs(int k, enum proc_work work, int n)
 	return k * (double)n / ((last - t0) / 1e9);
 }
 
+/*
+ * Each repetition runs every kind of work, one process and two, in an
+ * order that rotates: the controls see the same moment of the host as
+ * memmgr does.
+ */
 static void case_two_procs(void)
 {
 	static const char * const what[] = {
@@ -773,26 +789,25 @@ static void case_two_procs(void)
 		"control: 2 procs, ENOTTY ioctls",
 		"control: 2 procs, a CPU loop",
 	};
-	double one[MAX_REPS], two[MAX_REPS];
-	enum proc_work work;
+	double tput[3][2][MAX_REPS];
 	struct result *r;
-	int rep;
+	int rep, i, w;
 
 	progress("case 3: two processes against one, and two controls");
-	for (work = WORK_CYCLES; work <= WORK_SPIN; work++) {
-		run_procs(1, work, sz.cycles);
-		for (rep = 0; rep < sz.reps; rep++) {
-			if (rep % 2) {
-				two[rep] = run_procs(2, work, sz.cycles);
-				one[rep] = run_procs(1, work, sz.cycles);
-			} else {
-				one[rep] = run_procs(1, work, sz.cycles);
-				two[rep] = run_procs(2, work, sz.cycles);
-			}
+	for (w = WORK_CYCLES; w <= WORK_SPIN; w++)
+		run_procs(1, w, sz.cycles);
+	for (rep = 0; rep < sz.reps; rep++)
+		for (i = 0; i < 6; i++) {
+			int k = (rep + i) % 6;
+
+			w = k / 2;
+			tput[w][k % 2][rep] = run_procs(k % 2 + 1, w,
+							sz.cycles);
 		}
-		r = add_result(3, what[work], "op/s", "1 process");
-		set_samples(r, two, one, sz.reps);
-		if (work == WORK_CYCLES)
+	for (w = WORK_CYCLES; w <= WORK_SPIN; w++) {
+		r = add_result(3, what[w], "op/s", "1 process");
+		set_samples(r, tput[w][1], tput[w][0], sz.reps);
+		if (w == WORK_CYCLES)
 			set_target(r, T_GE, 1.6);
 	}
 }
@@ -1040,33 +1055,42 @@ static long lru_hits(const uint32_t *stream, long len, long from, long keys,
 	return hits;
 }
 
+#define EVICT_POLICY	"/sys/module/memmgr/parameters/evict_policy"
+
+/* Set memmgr's eviction policy; false when the module has no such knob. */
+static bool set_evict_policy(const char *policy)
+{
+	int fd = open(EVICT_POLICY, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0 && errno == ENOENT)
+		return false;
+	if (fd < 0)
+		die("open %s", EVICT_POLICY);
+	n = write(fd, policy, strlen(policy));
+	close(fd);
+	if (n != (ssize_t)strlen(policy))
+		die("write %s to %s", policy, EVICT_POLICY);
+	return true;
+}
+
 /*
- * A Zipf-like stream of page ids over twice as many keys as fit: LOOKUP
- * each; a hit finds it resident; a miss (never there, or evicted: ESTALE,
- * whose stale entry is freed first) allocates it, evicting at random.
+ * Play @stream (keys 0..@keys-1) on a fresh file: LOOKUP each page id; a
+ * hit finds it resident; a miss (never there, or evicted: ESTALE, whose
+ * stale entry is freed first) allocates it, evicting as the policy says.
+ * Return the hits among accesses @from on.
  */
-static void case_zipf(void)
+static long zipf_play(const uint32_t *stream, long len, long from,
+		      long *room, uint64_t *evictions)
 {
 	int fd = dev_open();
 	struct memmgr_stats st;
-	long room, keys, len = sz.zipf_len, from = len / 3, hits = 0, i;
 	struct memmgr_alloc a;
-	uint32_t *stream;
-	struct result *r;
-	double *cdf;
+	long hits = 0, i;
 
 	dev_stats(fd, &st);
-	room = churn_setup(fd, &st);
-	keys = 2 * room;
-	progress("case 5: Zipf %.2f stream of %ld over %ld keys, %ld fit",
-		 ZIPF_S, len, keys, room);
-	cdf = zipf_cdf(keys, ZIPF_S);
-	stream = malloc(len * sizeof(*stream));
-	if (!stream)
-		die("malloc");
-	for (i = 0; i < len; i++)
-		stream[i] = zipf_draw(cdf, keys);
-
+	*evictions = st.pool[MEMMGR_POOL_STORAGE].evictions;
+	*room = churn_setup(fd, &st);
 	for (i = 0; i < len; i++) {
 		struct memmgr_lookup lk = { .tag = stream[i] + 1 };
 		int ret = ioctl(fd, MEMMGR_IOC_LOOKUP, &lk) ? -errno : 0;
@@ -1082,18 +1106,74 @@ static void case_zipf(void)
 		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, CHURN_BUF, lk.tag,
 			     MEMMGR_ALLOC_UNPINNED, &a);
 	}
+	dev_stats(fd, &st);
+	*evictions = st.pool[MEMMGR_POOL_STORAGE].evictions - *evictions;
+	if (!*evictions)
+		die("the Zipf stream evicted nothing");
 	close(fd);
+	return hits;
+}
 
+/*
+ * A Zipf-like stream over eight times as many page ids as fit, played
+ * with evict_policy=random and, where the module has it, =lru; and LRU
+ * simulated here on the same stream, to check the kernel's.  The first
+ * third of the stream warms the cache up and is not counted.
+ */
+static void case_zipf(void)
+{
+	long room, keys, len = sz.zipf_len, from = len / 3, measured, i;
+	struct memmgr_stats st;
+	uint64_t evictions;
+	uint32_t *stream;
+	struct result *r;
+	double *cdf;
+	int fd;
+
+	fd = dev_open();
+	dev_stats(fd, &st);
+	close(fd);
+	room = st.pool[MEMMGR_POOL_STORAGE].quota / CHURN_BUF;
+	if (sz.churn_room && sz.churn_room < room)
+		room = sz.churn_room;
+	keys = ZIPF_KEYS * room;
+	measured = len - from;
+	progress("case 5: Zipf %.2f stream of %ld over %ld keys, %ld fit",
+		 ZIPF_S, len, keys, room);
+	cdf = zipf_cdf(keys, ZIPF_S);
+	stream = malloc(len * sizeof(*stream));
+	if (!stream)
+		die("malloc");
+	for (i = 0; i < len; i++)
+		stream[i] = zipf_draw(cdf, keys);
+
+	fig.lru_implemented = set_evict_policy("random");
+	fig.zipf_random = 100.0 * zipf_play(stream, len, from, &room,
+					    &fig.zipf_evictions) / measured;
+	fig.zipf_lru = NAN;
+	if (fig.lru_implemented) {
+		set_evict_policy("lru");
+		fig.zipf_lru = 100.0 * zipf_play(stream, len, from, &room,
+						 &evictions) / measured;
+		set_evict_policy("random");
+	}
+	fig.zipf_lru_sim = 100.0 * lru_hits(stream, len, from, keys, room) /
+			   measured;
 	fig.zipf_keys = keys;
 	fig.zipf_room = room;
-	fig.zipf_measured = len - from;
-	fig.zipf_random = 100.0 * hits / (len - from);
-	fig.zipf_lru = 100.0 * lru_hits(stream, len, from, keys, room) /
-		       (len - from);
-	r = add_result(5, "hit rate, random eviction, Zipf", "%",
-		       "LRU simulated");
+	fig.zipf_measured = measured;
+
+	r = add_result(5, "hit rate, Zipf, evict_policy=random", "%",
+		       fig.lru_implemented ? "evict_policy=lru" :
+		       "LRU: none");
 	r->a = fig.zipf_random;
 	r->b = fig.zipf_lru;
+	r = add_result(5, fig.lru_implemented ?
+		       "hit rate, Zipf, evict_policy=lru" :
+		       "hit rate, Zipf, LRU not in memmgr", "%",
+		       "LRU simulated");
+	r->a = fig.zipf_lru;
+	r->b = fig.zipf_lru_sim;
 	free(stream);
 	free(cdf);
 }
@@ -1236,22 +1316,35 @@ static void module_unload(void)
 }
 
 /*
- * Load with @params and unload: the times in ms, and how much MemFree
- * dropped while it was loaded, in bytes.
+ * Kernel memory besides whole pages: slab (large kmalloc() included) and
+ * vmalloc, in kB.  MemFree would not do: it misses pages that the per-CPU
+ * free lists hand out, as a freed 2 MiB array is when loaded again.
+ */
+static long kernel_kb(void)
+{
+	return meminfo_kb("Slab") + meminfo_kb("VmallocUsed");
+}
+
+/*
+ * Load with @params and unload: the times in ms, and the kernel memory it
+ * took besides its reserve, in bytes.
  */
 static void load_cycle(const char *path, const char *params, double *load_ms,
 		       double *unload_ms, double *taken)
 {
-	long before = meminfo_kb("MemFree"), after;
-	uint64_t t0 = now_ns(), t1;
+	long before = kernel_kb(), after;
+	uint64_t t0, t1;
 
+	t0 = now_ns();
 	module_load(path, params);
 	t1 = now_ns();
-	after = meminfo_kb("MemFree");
-	module_unload();
 	*load_ms = (t1 - t0) / 1e6;
-	*unload_ms = (now_ns() - t1) / 1e6;
-	*taken = (before - after) * 1024.0;
+	after = kernel_kb();
+	t0 = now_ns();
+	module_unload();
+	t1 = now_ns();
+	*unload_ms = (t1 - t0) / 1e6;
+	*taken = (after - before) * 1024.0;
 }
 
 static void case_insmod(const char *path, const char *params)
@@ -1281,9 +1374,9 @@ static void case_insmod(const char *path, const char *params)
 	set_samples(r, unload[0], unload[1], reps);
 	module_load(path, params);
 	fig.loaded_here = true;
-	/* What MemFree lost beyond a 1-page load: the reserve and more. */
+	/* Beyond what a 1-page load takes: what the reserve costs. */
 	for (rep = 0; rep < reps; rep++)
-		taken[0][rep] -= taken[1][rep] - PAGE;
+		taken[0][rep] -= taken[1][rep];
 	fig.reserve_overhead_per_gib = median(taken[0], reps);
 }
 
@@ -1305,8 +1398,7 @@ static void metadata_rows(void)
 	if (isnan(fig.reserve_overhead_per_gib))
 		return;
 	gib = (double)fig.total / (1UL << 30);
-	fig.reserve_overhead_per_gib = (fig.reserve_overhead_per_gib -
-					fig.total) / gib;
+	fig.reserve_overhead_per_gib /= gib;
 	r = add_result(7, "bytes per reserved GiB", "B", "evictable[]");
 	r->a = fig.reserve_overhead_per_gib;
 	r->b = fig.evictable_per_gib;
@@ -1401,12 +1493,17 @@ static void write_json(FILE *f, const char *date, const char *kernel,
 	fprintf(f, "  \"churn\": {\"buffer_bytes\": %lu, \"buffers\": %llu, \"evictions\": %llu},\n",
 		CHURN_BUF, (unsigned long long)fig.churn_buffers,
 		(unsigned long long)fig.churn_evictions);
-	fprintf(f, "  \"zipf\": {\"s\": %.2f, \"keys\": %ld, \"room\": %ld, \"measured\": %ld, \"random_hit_pct\": ",
-		ZIPF_S, fig.zipf_keys, fig.zipf_room, fig.zipf_measured);
+	fprintf(f, "  \"zipf\": {\"s\": %.2f, \"keys\": %ld, \"room\": %ld, \"accesses\": %ld, \"measured\": %ld, \"evictions\": %llu, \"random_hit_pct\": ",
+		ZIPF_S, fig.zipf_keys, fig.zipf_room, sz.zipf_len,
+		fig.zipf_measured,
+		(unsigned long long)fig.zipf_evictions);
 	json_num(f, fig.zipf_random);
-	fputs(", \"lru_simulated_hit_pct\": ", f);
+	fputs(", \"lru_hit_pct\": ", f);
 	json_num(f, fig.zipf_lru);
-	fputs(", \"lru_implemented\": false},\n", f);
+	fputs(", \"lru_simulated_hit_pct\": ", f);
+	json_num(f, fig.zipf_lru_sim);
+	fprintf(f, ", \"lru_implemented\": %s},\n",
+		fig.lru_implemented ? "true" : "false");
 	fputs("  \"metadata\": {\"slab_bytes_per_alloc\": ", f);
 	json_num(f, fig.slab_per_alloc);
 	fprintf(f, ", \"memmgr_buffer_object_size\": %ld, \"memmgr_buffer_slab_size\": %ld, \"bytes_per_reserved_gib\": ",
@@ -1456,8 +1553,8 @@ static void emit(const char *json_path)
 		       fig.small_ns[s][2]);
 	puts("@@memmgr-bench-small-end");
 
-	printf("\nmemmgr_bench %s: %s, kernel %s, %ld vCPUs, accel %s, clock %s, %d repetitions, medians\n",
-	       quick ? "--quick (no figure means anything)" : "", date,
+	printf("\nmemmgr_bench%s: %s, kernel %s, %ld vCPUs, accel %s, clock %s, %d repetitions, medians\n",
+	       quick ? " --quick (no figure means anything)" : "", date,
 	       un.release, sysconf(_SC_NPROCESSORS_ONLN), accel, clock,
 	       sz.reps);
 	puts("@@memmgr-bench-table-begin");
