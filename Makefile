@@ -80,6 +80,7 @@ selftests: ksrc module userspace
 	mkdir -p $(BUILD)/selftests
 	$(MAKE) -C selftests OUTPUT=$(BUILD)/selftests KSFT_DIR=$(KSFT_DIR) TOP=$(TOP)
 	install -m 0755 selftests/memmgr*_test.sh $(BUILD)/selftests/
+	install -m 0755 selftests/memmgr_tap.sh $(BUILD)/selftests/
 	$(call test_modules,stock,$(KDIR))
 
 # Host unit tests: the policy arithmetic, compiled without the kernel.

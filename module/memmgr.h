@@ -168,6 +168,7 @@ enum memmgr_buf_state {
  *		by whoever moved the buffer out of LIVE
  * @map_lock:	held by the fault handler while it maps pages, and around
  *		revocation, so no page is mapped after revocation
+ * @mapped:	a fault has mapped pages of it; protected by @map_lock
  * @tag_node:	in memmgr_file.tags; protected by memmgr_file.lock
  * @evict_node:	on an evictor's list of victims
  * @evict_filp:	the owner's file, held by an evictor for revocation
@@ -187,6 +188,7 @@ struct memmgr_buffer {
 	struct list_head notice_node;
 	struct list_head blocks;
 	struct mutex map_lock;		/* see above */
+	bool mapped;
 	struct rb_node tag_node;
 	struct list_head evict_node;
 	struct file *evict_filp;

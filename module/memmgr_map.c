@@ -67,8 +67,10 @@ static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 
 	mutex_lock(&buf->map_lock);
-	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
+	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE) {
+		buf->mapped = true;
 		ret = map_vma(vma, buf);
+	}
 	mutex_unlock(&buf->map_lock);
 	return ret;
 }
@@ -118,12 +120,17 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
  * @buf:	the buffer, no longer LIVE
  * @filp:	its file, whose mapping holds the buffer's VMAs
  *
+ * A buffer no fault ever mapped has no page tables to clear: only the
+ * fault handler maps pages, and it will not for a buffer that left LIVE.
+ *
  * Context: process context, may sleep.
  */
 void memmgr_buf_revoke(struct memmgr_buffer *buf, struct file *filp)
 {
 	mutex_lock(&buf->map_lock);
-	unmap_mapping_range(filp->f_mapping, (loff_t)buf->pgoff << PAGE_SHIFT,
-			    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
+	if (buf->mapped)
+		unmap_mapping_range(filp->f_mapping,
+				    (loff_t)buf->pgoff << PAGE_SHIFT,
+				    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
 	mutex_unlock(&buf->map_lock);
 }

@@ -118,6 +118,9 @@ tap stock-stress 1 "$vm" --params "total=64M" --timeout 600 -- \
 tap debug-stress 1 "$vm" --kernel debug --params "total=64M" --timeout 900 -- \
 	memmgr_stress --seconds 60
 tap debug-kunit 1 "$vm" --kernel debug --no-load -- memmgr_kunit_test.sh
+# The benchmark's quick mode: every case runs end to end; no figure judged.
+single stock-bench-quick "$vm" --no-load --timeout 300 -- \
+	memmgr_bench --quick --module /lib/modules/memmgr.ko --params total=256M
 tap debug-faults 1 "$vm" --kernel debug --no-load --faults --timeout 900 -- \
 	memmgr_fault_test.sh
 

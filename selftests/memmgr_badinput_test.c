@@ -36,6 +36,7 @@
 #include <linux/memmgr.h>
 
 #include "kselftest_harness.h"
+#include "memmgr_util.h"
 
 #define DEV "/dev/memmgr"
 #define NR(a)	(sizeof(a) / sizeof((a)[0]))
@@ -79,48 +80,6 @@ static void bad_count(void)
 {
 	if (nr_bad)
 		__atomic_fetch_add(nr_bad, 1, __ATOMIC_RELAXED);
-}
-
-static int mm_open(int flags)
-{
-	return open(DEV, O_RDWR | O_CLOEXEC | flags);
-}
-
-static int mm_alloc(int fd, __u32 pool, __u64 size, __u64 tag, __u32 flags,
-		    struct memmgr_alloc *out)
-{
-	struct memmgr_alloc a = {
-		.pool = pool, .flags = flags, .size = size, .tag = tag,
-	};
-	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
-
-	if (out)
-		*out = a;
-	return ret;
-}
-
-static int mm_buf(int fd, unsigned long cmd, __u64 handle)
-{
-	struct memmgr_buf b = { .handle = handle };
-
-	return ioctl(fd, cmd, &b) ? -errno : 0;
-}
-
-static int mm_lookup(int fd, __u64 tag)
-{
-	struct memmgr_lookup l = { .tag = tag };
-
-	return ioctl(fd, MEMMGR_IOC_LOOKUP, &l) ? -errno : 0;
-}
-
-static struct memmgr_stats mm_stats(int fd)
-{
-	struct memmgr_stats st;
-
-	memset(&st, 0xff, sizeof(st));
-	if (ioctl(fd, MEMMGR_IOC_STATS, &st))
-		memset(&st, 0xff, sizeof(st));
-	return st;
 }
 
 /* mmap() without libc's checks of the offset: the kernel sees it all. */
@@ -235,42 +194,6 @@ static void bad_check(struct __test_metadata *_metadata, int fd, long ret,
 									\
 	BAD_AS(fd, err, &__want, call, __VA_ARGS__);			\
 } while (0)
-
-static sigjmp_buf sigbus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(sigbus_jmp, 1);
-}
-
-/* Read a byte; return SIGBUS if the access faulted, else 0. */
-static int probe_read(volatile unsigned char *p, unsigned char *val)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int ret = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		ret = SIGBUS;
-	else
-		*val = *p;
-	sigaction(SIGBUS, &old, NULL);
-	return ret;
-}
-
-static int probe_write(volatile unsigned char *p, unsigned char val)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int ret = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		ret = SIGBUS;
-	else
-		*p = val;
-	sigaction(SIGBUS, &old, NULL);
-	return ret;
-}
 
 /* Is [p, p + len) mapped?  mincore() says ENOMEM for unmapped pages. */
 static bool mapped(void *p, size_t len)
@@ -918,8 +841,8 @@ TEST_F(dev, buffer_state_errors)
 	ASSERT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, e.handle));
 	BAD(fd, ENOENT, mm_buf(fd, MEMMGR_IOC_FREE, e.handle) ? -1 : 0,
 	    "FREE twice");
-	BAD(fd, ENOENT, mm_lookup(fd, 999) ? -1 : 0, "LOOKUP of no tag");
-	BAD(fd, ENOENT, mm_lookup(fd, d->ex.tag) ? -1 : 0,
+	BAD(fd, ENOENT, mm_lookup(fd, 999, NULL) ? -1 : 0, "LOOKUP of no tag");
+	BAD(fd, ENOENT, mm_lookup(fd, d->ex.tag, NULL) ? -1 : 0,
 	    "LOOKUP of an exec tag");
 
 	/*
@@ -933,17 +856,17 @@ TEST_F(dev, buffer_state_errors)
 		  mm_stats(fd).pool[ST].evictions);
 	st = mm_stats(fd);
 	ASSERT_EQ(d->S, st.pool[ST].used);
-	ASSERT_EQ(-ESTALE, mm_lookup(fd, 3));
+	ASSERT_EQ(-ESTALE, mm_lookup(fd, 3, NULL));
 	BAD(fd, ESTALE, mm_buf(fd, MEMMGR_IOC_PIN, u.handle) ? -1 : 0,
 	    "PIN of an evicted buffer");
 	BAD(fd, ESTALE, mm_buf(fd, MEMMGR_IOC_UNPIN, u.handle) ? -1 : 0,
 	    "UNPIN of an evicted buffer");
-	BAD(fd, ESTALE, mm_lookup(fd, 3) ? -1 : 0,
+	BAD(fd, ESTALE, mm_lookup(fd, 3, NULL) ? -1 : 0,
 	    "LOOKUP of an evicted buffer");
 	BAD(fd, EINVAL, map(fd, u.offset, d->pg), "mmap of an evicted buffer");
 	/* Freeing the stale entry is fine; then it is unknown. */
 	ASSERT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, u.handle));
-	BAD(fd, ENOENT, mm_lookup(fd, 3) ? -1 : 0,
+	BAD(fd, ENOENT, mm_lookup(fd, 3, NULL) ? -1 : 0,
 	    "LOOKUP of a freed evicted buffer");
 }
 
@@ -1355,7 +1278,7 @@ TEST_F(dev, sigbus_after_eviction)
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 0x5a, room);
 	ASSERT_EQ(0, mm_alloc(d->fd, ST, d->pg, 4, 0, &b));
-	EXPECT_EQ(-ESTALE, mm_lookup(d->fd, 3));
+	EXPECT_EQ(-ESTALE, mm_lookup(d->fd, 3, NULL));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p + room - 1, &v));
 	EXPECT_EQ(SIGBUS, probe_write(p + d->pg, 1));

@@ -24,52 +24,11 @@
 #include <linux/memmgr.h>
 
 #include "kselftest_harness.h"
+#include "memmgr_util.h"
 
-#define DEV "/dev/memmgr"
-#define POLICY "/sys/module/memmgr/parameters/evict_policy"
+#define DEV MM_DEV
+#define POLICY MM_PARAMS "evict_policy"
 #define ST MEMMGR_POOL_STORAGE
-
-static int set_policy(const char *policy)
-{
-	int fd = open(POLICY, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, policy, strlen(policy));
-	close(fd);
-	return n == (ssize_t)strlen(policy) ? 0 : -EIO;
-}
-
-static int alloc_st(int fd, __u64 size, __u64 tag, __u32 flags,
-		    struct memmgr_alloc *out)
-{
-	struct memmgr_alloc a = {
-		.pool = ST, .flags = flags, .size = size, .tag = tag,
-	};
-	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
-
-	if (out)
-		*out = a;
-	return ret;
-}
-
-static int buf_op(int fd, unsigned long cmd, __u64 handle)
-{
-	struct memmgr_buf b = { .handle = handle };
-
-	return ioctl(fd, cmd, &b) ? -errno : 0;
-}
-
-static int lookup(int fd, __u64 tag, struct memmgr_lookup *out)
-{
-	struct memmgr_lookup l = { .tag = tag };
-	int ret = ioctl(fd, MEMMGR_IOC_LOOKUP, &l) ? -errno : 0;
-
-	if (out)
-		*out = l;
-	return ret;
-}
 
 /* MEMMGR_IOC_EVICTED into @tags; returns the count or -errno. */
 static int evicted(int fd, __u64 *tags, __u32 count, __u64 *pending)
@@ -111,12 +70,12 @@ FIXTURE_SETUP(ev)
 	self->S = st.pool[ST].quota;
 	self->quarter = self->S / 4 / self->pg * self->pg;
 	ASSERT_LT(0, self->quarter);
-	ASSERT_EQ(0, set_policy("lru"));
+	ASSERT_EQ(0, mm_set_param("evict_policy", "lru"));
 }
 
 FIXTURE_TEARDOWN(ev)
 {
-	set_policy("random");
+	mm_set_param("evict_policy", "random");
 	if (self->fd >= 0)
 		close(self->fd);
 }
@@ -130,20 +89,20 @@ TEST_F(ev, lru_order)
 
 	/* Tags 0..3 unpinned: LRU order 0, 1, 2, 3. */
 	for (i = 0; i < 4; i++)
-		ASSERT_EQ(0, alloc_st(self->fd, self->quarter, i,
+		ASSERT_EQ(0, mm_alloc(self->fd, ST, self->quarter, i,
 				      MEMMGR_ALLOC_UNPINNED, &a[i]));
-	ASSERT_EQ(0, lookup(self->fd, 0, NULL));		/* 1, 2, 3, 0 */
-	ASSERT_EQ(0, buf_op(self->fd, MEMMGR_IOC_PIN, a[1].handle));
-	ASSERT_EQ(0, buf_op(self->fd, MEMMGR_IOC_UNPIN, a[1].handle));
+	ASSERT_EQ(0, mm_lookup(self->fd, 0, NULL));		/* 1, 2, 3, 0 */
+	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_PIN, a[1].handle));
+	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_UNPIN, a[1].handle));
 	/* 2, 3, 0, 1: room for one more quarter evicts tag 2. */
-	ASSERT_EQ(0, alloc_st(self->fd, self->S - 3 * self->quarter, 10, 0,
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S - 3 * self->quarter, 10, 0,
 			      NULL));
-	EXPECT_EQ(-ESTALE, lookup(self->fd, 2, NULL));
-	EXPECT_EQ(0, lookup(self->fd, 3, NULL));	/* 0, 1, 3 */
-	ASSERT_EQ(0, alloc_st(self->fd, self->quarter, 11, 0, NULL));
-	EXPECT_EQ(-ESTALE, lookup(self->fd, 0, NULL));
-	EXPECT_EQ(0, lookup(self->fd, 1, NULL));
-	EXPECT_EQ(0, lookup(self->fd, 3, NULL));
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 2, NULL));
+	EXPECT_EQ(0, mm_lookup(self->fd, 3, NULL));	/* 0, 1, 3 */
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->quarter, 11, 0, NULL));
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 0, NULL));
+	EXPECT_EQ(0, mm_lookup(self->fd, 1, NULL));
+	EXPECT_EQ(0, mm_lookup(self->fd, 3, NULL));
 	/* The notices, in eviction order. */
 	EXPECT_EQ(2, evicted(self->fd, tags, 4, &pending));
 	EXPECT_EQ(2, tags[0]);
@@ -157,14 +116,14 @@ TEST_F(ev, policy_param)
 	char buf[16] = "";
 	int fd;
 
-	ASSERT_EQ(0, set_policy("random"));
+	ASSERT_EQ(0, mm_set_param("evict_policy", "random"));
 	fd = open(POLICY, O_RDONLY);
 	ASSERT_LE(0, fd);
 	ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
 	close(fd);
 	EXPECT_STREQ("random\n", buf);
-	EXPECT_EQ(-EIO, set_policy("fifo"));
-	ASSERT_EQ(0, set_policy("lru"));
+	EXPECT_EQ(-EINVAL, mm_set_param("evict_policy", "fifo"));
+	ASSERT_EQ(0, mm_set_param("evict_policy", "lru"));
 }
 
 struct poller {
@@ -188,11 +147,11 @@ TEST_F(ev, notices_and_poll)
 	struct memmgr_alloc a;
 	pthread_t thread;
 
-	ASSERT_EQ(0, alloc_st(self->fd, self->quarter, 1,
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->quarter, 1,
 			      MEMMGR_ALLOC_UNPINNED, NULL));
-	ASSERT_EQ(0, alloc_st(self->fd, self->quarter, 2,
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->quarter, 2,
 			      MEMMGR_ALLOC_UNPINNED, &a));
-	ASSERT_EQ(0, alloc_st(self->fd, self->S - 2 * self->quarter, 3, 0,
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S - 2 * self->quarter, 3, 0,
 			      NULL));
 	EXPECT_EQ(0, pollpri(self->fd, 0));
 	EXPECT_EQ(0, evicted(self->fd, tags, 2, &pending));
@@ -201,7 +160,7 @@ TEST_F(ev, notices_and_poll)
 	pthread_create(&thread, NULL, poll_thread, &p);
 	usleep(100 * 1000);
 	/* Needs both unpinned quarters: 1 then 2, oldest first. */
-	ASSERT_EQ(0, alloc_st(self->fd, 2 * self->quarter, 4, 0, NULL));
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, 2 * self->quarter, 4, 0, NULL));
 	pthread_join(thread, NULL);
 	EXPECT_EQ(POLLPRI, p.revents & POLLPRI);
 	EXPECT_EQ(POLLPRI, pollpri(self->fd, 0) & POLLPRI);
@@ -210,7 +169,7 @@ TEST_F(ev, notices_and_poll)
 	EXPECT_EQ(1, tags[0]);
 	EXPECT_EQ(1, pending);
 	/* Freeing a stale entry takes its notice away. */
-	ASSERT_EQ(0, buf_op(self->fd, MEMMGR_IOC_FREE, a.handle));
+	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
 	EXPECT_EQ(0, evicted(self->fd, tags, 2, &pending));
 	EXPECT_EQ(0, pending);
 	EXPECT_EQ(0, pollpri(self->fd, 0));
@@ -222,9 +181,9 @@ TEST_F(ev, evicted_bad_input)
 	struct memmgr_evicted e = { .count = 1 };
 	__u64 tag = 0, pending = 0;
 
-	ASSERT_EQ(0, alloc_st(self->fd, self->S, 1, MEMMGR_ALLOC_UNPINNED,
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 1, MEMMGR_ALLOC_UNPINNED,
 			      NULL));
-	ASSERT_EQ(0, alloc_st(self->fd, self->pg, 2, 0, NULL));
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->pg, 2, 0, NULL));
 	EXPECT_EQ(-EFAULT, evicted(self->fd, NULL, 1, NULL));
 	e.tags = (uintptr_t)&tag;
 	e.flags = 1;
@@ -258,15 +217,15 @@ static double hit_rate(int fd, __u64 slot, unsigned int seed)
 		__u64 key = rand() % 100 < 90 ? rand() % 24 :
 						 24 + rand() % 72;
 		struct memmgr_lookup l;
-		int r = lookup(fd, key, &l);
+		int r = mm_lookup(fd, key, &l);
 
 		if (!r) {
 			hits++;
 			continue;
 		}
 		if (r == -ESTALE)
-			buf_op(fd, MEMMGR_IOC_FREE, l.handle);
-		if (alloc_st(fd, slot, key, MEMMGR_ALLOC_UNPINNED, NULL))
+			mm_buf(fd, MEMMGR_IOC_FREE, l.handle);
+		if (mm_alloc(fd, ST, slot, key, MEMMGR_ALLOC_UNPINNED, NULL))
 			return -1;
 	}
 	return (double)hits / n;
@@ -280,7 +239,7 @@ TEST_F(ev, lru_keeps_hot_set)
 
 	ASSERT_LT(0, slot);
 	lru = hit_rate(self->fd, slot, 42);
-	ASSERT_EQ(0, set_policy("random"));
+	ASSERT_EQ(0, mm_set_param("evict_policy", "random"));
 	fd2 = open(DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, fd2);
 	close(self->fd);	/* an empty cache for the second run */

@@ -20,62 +20,16 @@
 #include <linux/memmgr.h>
 
 #include "kselftest_harness.h"
+#include "memmgr_util.h"
 
-#define DEV "/dev/memmgr"
-#define FAIR "/sys/module/memmgr/parameters/exec_fair"
+#define DEV MM_DEV
 #define EX MEMMGR_POOL_EXEC
-
-static int set_fair(const char *v)
-{
-	int fd = open(FAIR, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, v, strlen(v));
-	close(fd);
-	return n == (ssize_t)strlen(v) ? 0 : -EIO;
-}
-
-static int ex_alloc(int fd, __u64 size, __u64 id, __s64 timeout,
-		    struct memmgr_alloc *out)
-{
-	struct memmgr_alloc a = {
-		.pool = EX, .size = size, .tag = id, .timeout_ms = timeout,
-	};
-	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
-
-	if (out)
-		*out = a;
-	return ret;
-}
 
 static __u64 release(int fd, __u64 id)
 {
 	struct memmgr_release r = { .pool = EX, .tag = id };
 
 	return ioctl(fd, MEMMGR_IOC_RELEASE, &r) ? 0 : r.freed;
-}
-
-static struct memmgr_stats stats(int fd)
-{
-	struct memmgr_stats st;
-
-	memset(&st, 0xff, sizeof(st));
-	ioctl(fd, MEMMGR_IOC_STATS, &st);
-	return st;
-}
-
-static int wait_waiters(int fd, __u32 n)
-{
-	int i;
-
-	for (i = 0; i < 10000; i++) {
-		if (stats(fd).waiters == n)
-			return 0;
-		usleep(1000);
-	}
-	return -1;
 }
 
 FIXTURE(fair) {
@@ -90,17 +44,17 @@ FIXTURE_SETUP(fair)
 	if (self->fd < 0 && errno == ENOENT)
 		SKIP(return, DEV " is absent: memmgr.ko is not loaded");
 	ASSERT_LE(0, self->fd);
-	self->st0 = stats(self->fd);
+	self->st0 = mm_stats(self->fd);
 	ASSERT_EQ(0, self->st0.pool[EX].used);
 	ASSERT_EQ(0, self->st0.pool[MEMMGR_POOL_STORAGE].used);
 	self->pg = self->st0.page_size;
 	self->T = self->st0.total;
-	ASSERT_EQ(0, set_fair("1"));
+	ASSERT_EQ(0, mm_set_param("exec_fair", "1"));
 }
 
 FIXTURE_TEARDOWN(fair)
 {
-	set_fair("0");
+	mm_set_param("exec_fair", "0");
 	if (self->fd >= 0)
 		close(self->fd);
 }
@@ -108,7 +62,7 @@ FIXTURE_TEARDOWN(fair)
 /* One active exec id may use all of what execution can use. */
 TEST_F(fair, one_id_takes_all)
 {
-	EXPECT_EQ(0, ex_alloc(self->fd, self->T, 1, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, NULL));
 }
 
 /* Two ids: each at most T/2 (storage is idle, so execution can use T). */
@@ -117,18 +71,18 @@ TEST_F(fair, two_ids_half_each)
 	__u64 half = self->T / self->pg / 2 * self->pg;
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, ex_alloc(self->fd, self->pg, 2, 0, NULL));
-	EXPECT_EQ(0, ex_alloc(self->fd, half, 1, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, half, 1, 0, 0, NULL));
 	/* Memory is free, but id 1 is at its share. */
-	EXPECT_EQ(-EAGAIN, ex_alloc(self->fd, self->pg, 1, 0, NULL));
-	EXPECT_EQ(0, ex_alloc(self->fd, half - self->pg, 2, 0, NULL));
-	EXPECT_EQ(-EAGAIN, ex_alloc(self->fd, self->pg, 2, 0, NULL));
-	st = stats(self->fd);
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, EX, self->pg, 1, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, half - self->pg, 2, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	st = mm_stats(self->fd);
 	EXPECT_EQ(2 * half, st.pool[EX].used);
 	EXPECT_EQ(2, st.pool[EX].declined - self->st0.pool[EX].declined);
 	/* Id 2 leaves: id 1 is alone and may take the rest. */
 	EXPECT_EQ(half, release(self->fd, 2));
-	EXPECT_EQ(0, ex_alloc(self->fd, self->T - half, 1, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->T - half, 1, 0, 0, NULL));
 }
 
 /* Four ids, across two files: each at most T/4. */
@@ -140,17 +94,17 @@ TEST_F(fair, four_ids_quarter_each)
 
 	ASSERT_LE(0, fd2);
 	for (i = 0; i < 4; i++)
-		ASSERT_EQ(0, ex_alloc(i % 2 ? fd2 : self->fd, self->pg, i, 0,
-				      NULL));
-	EXPECT_EQ(-EAGAIN, ex_alloc(self->fd, quarter, 0, 0, NULL));
-	EXPECT_EQ(0, ex_alloc(self->fd, quarter - self->pg, 0, 0, NULL));
+		ASSERT_EQ(0, mm_alloc(i % 2 ? fd2 : self->fd, EX, self->pg,
+				      i, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, EX, quarter, 0, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, quarter - self->pg, 0, 0, 0, NULL));
 	/* The same tag in another file is another exec id. */
-	EXPECT_EQ(0, ex_alloc(fd2, quarter - self->pg, 1, 0, NULL));
-	EXPECT_EQ(-EAGAIN, ex_alloc(fd2, self->pg, 1, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(fd2, EX, quarter - self->pg, 1, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(fd2, EX, self->pg, 1, 0, 0, NULL));
 	close(fd2);
 	/* Ids 1 and 3 are gone with fd2: N = 2, id 0 may reach T/2. */
-	EXPECT_EQ(0, ex_alloc(self->fd, self->T / self->pg / 2 * self->pg -
-			      quarter, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->T / self->pg / 2 * self->pg -
+			      quarter, 0, 0, 0, NULL));
 }
 
 struct holder {
@@ -165,7 +119,7 @@ static void *hold_thread(void *arg)
 {
 	struct holder *h = arg;
 
-	h->ret = ex_alloc(h->fd, h->size, h->id, h->timeout, NULL);
+	h->ret = mm_alloc_wait(h->fd, EX, h->size, h->id, h->timeout, 0, NULL);
 	return NULL;
 }
 
@@ -180,19 +134,19 @@ TEST_F(fair, late_id_held_below_min)
 	struct holder h = { .fd = self->fd, .id = 3, .timeout = 0, .ret = 1 };
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, ex_alloc(self->fd, self->pg, 2, 0, NULL));
-	ASSERT_EQ(0, ex_alloc(self->fd, half, 1, 0, NULL));
-	ASSERT_EQ(0, ex_alloc(self->fd, self->T - half - self->pg, 2, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, half, 1, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T - half - self->pg, 2, 0,
 			      NULL));
-	EXPECT_EQ(0, stats(self->fd).free);
+	EXPECT_EQ(0, mm_stats(self->fd).free);
 	h.size = self->pg;
 	pthread_create(&h.thread, NULL, hold_thread, &h);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	EXPECT_EQ(1, h.ret);
 	EXPECT_EQ(half, release(self->fd, 1));
 	pthread_join(h.thread, NULL);
 	EXPECT_EQ(0, h.ret);
-	st = stats(self->fd);
+	st = mm_stats(self->fd);
 	EXPECT_EQ(1, st.pool[EX].held - self->st0.pool[EX].held);
 	EXPECT_EQ(0, st.pool[EX].declined - self->st0.pool[EX].declined);
 }
@@ -204,17 +158,17 @@ TEST_F(fair, over_share_held_until_release)
 	struct holder h = { .fd = self->fd, .id = 1, .timeout = 10000,
 			    .ret = 1 };
 
-	ASSERT_EQ(0, ex_alloc(self->fd, self->pg, 2, 0, NULL));
-	ASSERT_EQ(0, ex_alloc(self->fd, half, 1, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, half, 1, 0, 0, NULL));
 	h.size = self->pg;
 	pthread_create(&h.thread, NULL, hold_thread, &h);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	/* A smaller id behind it is not held up by its share. */
-	EXPECT_EQ(0, ex_alloc(self->fd, self->pg, 2, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
 	EXPECT_EQ(2 * self->pg, release(self->fd, 2));
 	pthread_join(h.thread, NULL);
 	EXPECT_EQ(0, h.ret);
-	EXPECT_EQ(half + self->pg, stats(self->fd).pool[EX].used);
+	EXPECT_EQ(half + self->pg, mm_stats(self->fd).pool[EX].used);
 }
 
 /* exec_fair=0: no shares. */
@@ -222,9 +176,9 @@ TEST_F(fair, off_means_no_shares)
 {
 	__u64 half = self->T / self->pg / 2 * self->pg;
 
-	ASSERT_EQ(0, set_fair("0"));
-	ASSERT_EQ(0, ex_alloc(self->fd, self->pg, 2, 0, NULL));
-	EXPECT_EQ(0, ex_alloc(self->fd, half + self->pg, 1, 0, NULL));
+	ASSERT_EQ(0, mm_set_param("exec_fair", "0"));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, half + self->pg, 1, 0, 0, NULL));
 }
 
 TEST_HARNESS_MAIN

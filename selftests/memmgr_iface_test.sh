@@ -5,32 +5,11 @@
 # total=64M: sysfs figures, debugfs (clients, buddy), tracepoints, the
 # in-kernel API through the sample client module, device permissions, and
 # rmmod refused while the device is open.  TAP, with the kselftest totals.
-n=0
-pass=0
-fail=0
+. "$(dirname "$0")/memmgr_tap.sh"
 stats=/sys/module/memmgr/stats
 dbg=/sys/kernel/debug/memmgr
 trace=/sys/kernel/tracing
 client=/lib/modules/memmgr_client.ko
-
-check() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-	fi
-}
-
-# eq WHAT GOT WANT
-eq() {
-	[ "$2" = "$3" ]
-	r=$?
-	[ $r = 0 ] || echo "# $1: got '$2', want '$3'"
-	return $r
-}
 
 echo "TAP version 13"
 echo "1..14"
@@ -121,5 +100,4 @@ dmesg | grep memmgr >>/tmp/all
 ! grep -Eq 'ffff[0-9a-f]{12}' /tmp/all
 check $? "no kernel address in sysfs, debugfs, trace or memmgr's log lines"
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+totals

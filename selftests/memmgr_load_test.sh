@@ -6,21 +6,8 @@
 # parameters are refused, the reserve is taken at load and every page comes
 # back at unload, also over 50 load/unload cycles.  TAP output, with the
 # kselftest totals line.
+. "$(dirname "$0")/memmgr_tap.sh"
 ko=/lib/modules/memmgr.ko
-n=0
-pass=0
-fail=0
-
-check() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-	fi
-}
 
 memfree_kb() {
 	awk '/^MemFree:/ { print $2 }' /proc/meminfo
@@ -103,5 +90,4 @@ d=$(abs $(($(memfree_kb) - base)))
 [ "$d" -le "$tol_kb" ] && ! loaded
 check $? "after $cycles cycles MemFree is back within ${d} kB of its baseline"
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+totals

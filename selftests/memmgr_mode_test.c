@@ -18,53 +18,12 @@
 #include <linux/memmgr.h>
 
 #include "kselftest_harness.h"
+#include "memmgr_util.h"
 
-#define DEV "/dev/memmgr"
-#define MODE "/sys/module/memmgr/parameters/mode"
+#define DEV MM_DEV
+#define MODE MM_PARAMS "mode"
 #define ST MEMMGR_POOL_STORAGE
 #define EX MEMMGR_POOL_EXEC
-
-static int set_mode(const char *mode)
-{
-	int fd = open(MODE, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, mode, strlen(mode));
-	n = n < 0 ? -errno : n;
-	close(fd);
-	return n < 0 ? n : 0;
-}
-
-static int mm_alloc(int fd, __u32 pool, __u64 size, __u64 tag, __u32 flags,
-		    struct memmgr_alloc *out)
-{
-	struct memmgr_alloc a = {
-		.pool = pool, .flags = flags, .size = size, .tag = tag,
-	};
-	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
-
-	if (out)
-		*out = a;
-	return ret;
-}
-
-static int lookup(int fd, __u64 tag)
-{
-	struct memmgr_lookup l = { .tag = tag };
-
-	return ioctl(fd, MEMMGR_IOC_LOOKUP, &l) ? -errno : 0;
-}
-
-static struct memmgr_stats stats(int fd)
-{
-	struct memmgr_stats st;
-
-	memset(&st, 0xff, sizeof(st));
-	ioctl(fd, MEMMGR_IOC_STATS, &st);
-	return st;
-}
 
 FIXTURE(uni) {
 	int fd;
@@ -78,7 +37,7 @@ FIXTURE_SETUP(uni)
 	if (self->fd < 0 && errno == ENOENT)
 		SKIP(return, DEV " is absent: memmgr.ko is not loaded");
 	ASSERT_LE(0, self->fd);
-	self->st0 = stats(self->fd);
+	self->st0 = mm_stats(self->fd);
 	ASSERT_EQ(0, self->st0.pool[ST].used);
 	ASSERT_EQ(0, self->st0.pool[EX].used);
 	self->pg = self->st0.page_size;
@@ -87,12 +46,12 @@ FIXTURE_SETUP(uni)
 	self->E = self->st0.pool[EX].quota;
 	self->Q = self->S / 16 / self->pg * self->pg;
 	ASSERT_LT(0, self->Q);
-	ASSERT_EQ(0, set_mode("unified"));
+	ASSERT_EQ(0, mm_set_param("mode", "unified"));
 }
 
 FIXTURE_TEARDOWN(uni)
 {
-	set_mode("split");
+	mm_set_param("mode", "split");
 	if (self->fd >= 0)
 		close(self->fd);
 }
@@ -104,7 +63,7 @@ TEST_F(uni, storage_borrows_exec)
 
 	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S + 3 * self->pg, 1, 0,
 			      NULL));
-	st = stats(self->fd);
+	st = mm_stats(self->fd);
 	EXPECT_EQ(3 * self->pg, st.pool[ST].borrowed);
 	EXPECT_EQ(0, st.pool[EX].borrowed);
 	EXPECT_EQ(0, mm_alloc(self->fd, EX, self->E - 3 * self->pg, 1, 0,
@@ -125,11 +84,11 @@ TEST_F(uni, exec_evicts_above_s)
 	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->Q, 2,
 			      MEMMGR_ALLOC_UNPINNED, NULL));
 	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->E - self->Q, 1, 0, NULL));
-	EXPECT_EQ(0, stats(self->fd).free);
+	EXPECT_EQ(0, mm_stats(self->fd).free);
 	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->Q, 1, 0, NULL));
-	EXPECT_EQ(-ESTALE, lookup(self->fd, 2));
-	EXPECT_EQ(0, lookup(self->fd, 1));
-	st = stats(self->fd);
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 2, NULL));
+	EXPECT_EQ(0, mm_lookup(self->fd, 1, NULL));
+	st = mm_stats(self->fd);
 	EXPECT_EQ(self->S, st.pool[ST].used);
 	EXPECT_EQ(self->E, st.pool[EX].used);
 	EXPECT_EQ(1, st.pool[ST].evictions - self->st0.pool[ST].evictions);
@@ -150,7 +109,7 @@ TEST_F(uni, exec_never_evicts_below_s)
 	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->E - self->Q, 1, 0, NULL));
 	/* Q is the room above S, but each buffer is larger than Q. */
 	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, EX, self->Q, 1, 0, NULL));
-	st = stats(self->fd);
+	st = mm_stats(self->fd);
 	EXPECT_EQ(0, st.pool[ST].evictions - self->st0.pool[ST].evictions);
 	EXPECT_EQ(self->S + self->Q, st.pool[ST].used);
 	EXPECT_EQ(self->Q, st.pool[ST].borrowed);
@@ -167,11 +126,11 @@ TEST_F(uni, storage_never_evicts_exec)
 	/* Needs S + 1 page: only S is evictable. */
 	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, self->S + self->pg, 2, 0,
 				    NULL));
-	EXPECT_EQ(0, lookup(self->fd, 1));
+	EXPECT_EQ(0, mm_lookup(self->fd, 1, NULL));
 	/* S exactly: storage evicts its own. */
 	EXPECT_EQ(0, mm_alloc(self->fd, ST, self->S, 2, 0, NULL));
-	EXPECT_EQ(-ESTALE, lookup(self->fd, 1));
-	st = stats(self->fd);
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
+	st = mm_stats(self->fd);
 	EXPECT_EQ(self->E, st.pool[EX].used);
 }
 
@@ -185,10 +144,10 @@ TEST_F(uni, mode_param)
 	ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
 	close(fd);
 	EXPECT_STREQ("unified\n", buf);
-	EXPECT_EQ(-EINVAL, set_mode("spark"));
+	EXPECT_EQ(-EINVAL, mm_set_param("mode", "spark"));
 	/* Storage above S, then split: storage waits until it is back. */
 	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S + self->pg, 1, 0, NULL));
-	ASSERT_EQ(0, set_mode("split"));
+	ASSERT_EQ(0, mm_set_param("mode", "split"));
 	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, self->pg, 2, 0, NULL));
 	EXPECT_EQ(-E2BIG, mm_alloc(self->fd, ST, self->S + self->pg, 3, 0,
 				   NULL));

@@ -25,106 +25,11 @@
 #include <linux/memmgr.h>
 
 #include "kselftest_harness.h"
+#include "memmgr_util.h"
 
-#define DEV "/dev/memmgr"
+#define DEV MM_DEV
 #define ST MEMMGR_POOL_STORAGE
 #define EX MEMMGR_POOL_EXEC
-
-static int mm_open(int flags)
-{
-	return open(DEV, O_RDWR | O_CLOEXEC | flags);
-}
-
-/* ALLOC; returns 0 or -errno, and the reply in *out when given. */
-static int mm_alloc(int fd, __u32 pool, __u64 size, __u64 tag, __s64 timeout,
-		    __u32 flags, struct memmgr_alloc *out)
-{
-	struct memmgr_alloc a = {
-		.pool = pool, .flags = flags, .size = size, .tag = tag,
-		.timeout_ms = timeout,
-	};
-	int ret = ioctl(fd, MEMMGR_IOC_ALLOC, &a) ? -errno : 0;
-
-	if (out)
-		*out = a;
-	return ret;
-}
-
-static int mm_buf(int fd, unsigned long cmd, __u64 handle)
-{
-	struct memmgr_buf b = { .handle = handle };
-
-	return ioctl(fd, cmd, &b) ? -errno : 0;
-}
-
-static int mm_lookup(int fd, __u64 tag, struct memmgr_lookup *out)
-{
-	struct memmgr_lookup l = { .tag = tag };
-	int ret = ioctl(fd, MEMMGR_IOC_LOOKUP, &l) ? -errno : 0;
-
-	if (out)
-		*out = l;
-	return ret;
-}
-
-static struct memmgr_stats mm_stats(int fd)
-{
-	struct memmgr_stats st;
-
-	memset(&st, 0xff, sizeof(st));
-	if (ioctl(fd, MEMMGR_IOC_STATS, &st))
-		memset(&st, 0xff, sizeof(st));
-	return st;
-}
-
-/* Wait (at most 10 s) until the device holds @n requests. */
-static int wait_waiters(int fd, __u32 n)
-{
-	int i;
-
-	for (i = 0; i < 10000; i++) {
-		if (mm_stats(fd).waiters == n)
-			return 0;
-		usleep(1000);
-	}
-	return -1;
-}
-
-static sigjmp_buf sigbus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(sigbus_jmp, 1);
-}
-
-/* Read a byte; return SIGBUS if the access faulted, else 0. */
-static int probe_read(volatile unsigned char *p, unsigned char *val)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int ret = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		ret = SIGBUS;
-	else
-		*val = *p;
-	sigaction(SIGBUS, &old, NULL);
-	return ret;
-}
-
-static int probe_write(volatile unsigned char *p, unsigned char val)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	int ret = 0;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(sigbus_jmp, 1))
-		ret = SIGBUS;
-	else
-		*p = val;
-	sigaction(SIGBUS, &old, NULL);
-	return ret;
-}
 
 static void *map(int fd, const struct memmgr_alloc *a)
 {
@@ -207,10 +112,10 @@ TEST_F(mm, split_50_50)
 	EXPECT_EQ(self->T - self->S, self->E);
 	EXPECT_EQ(self->T, mm_stats(self->fd).free);
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 1, 7, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 1, 7, 0, 0, &a));
 	EXPECT_EQ(self->pg, a.granted);
 	EXPECT_NE(0, a.handle);
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->pg + 1, 8, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->pg + 1, 8, 0, 0, &a));
 	EXPECT_EQ(2 * self->pg, a.granted);
 	st = mm_stats(self->fd);
 	EXPECT_EQ(self->pg, st.pool[EX].used);
@@ -229,23 +134,23 @@ TEST_F(mm, exec_borrows_and_returns)
 	struct memmgr_stats st;
 	__u64 extra = 3 * self->pg;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->E, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->E, 1, 0, 0, &a));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(self->E, st.pool[EX].used);
 	EXPECT_EQ(0, st.pool[EX].borrowed);
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, extra, 1, 0, 0, &b));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, extra, 1, 0, 0, &b));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(self->E + extra, st.pool[EX].used);
 	EXPECT_EQ(extra, st.pool[EX].borrowed);
 	EXPECT_EQ(self->S - extra, st.free);
 	/* Storage cannot have the borrowed part while exec holds it. */
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, self->S, 2, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, NULL));
 	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, b.handle));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(0, st.pool[EX].borrowed);
 	EXPECT_EQ(self->S, st.free);
 	/* Now all of S is storage's again. */
-	EXPECT_EQ(0, mm_alloc(self->fd, ST, self->S, 2, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, NULL));
 	EXPECT_EQ(0, mm_stats(self->fd).free);
 }
 
@@ -254,10 +159,10 @@ TEST_F(mm, exec_never_evicts)
 {
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 1, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0,
 			      MEMMGR_ALLOC_UNPINNED, NULL));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->E, 2, 0, 0, NULL));
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, EX, self->pg, 2, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->E, 2, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(0, DELTA(st, ST, evictions));
 	EXPECT_EQ(1, DELTA(st, EX, declined));
@@ -269,11 +174,11 @@ TEST_F(mm, storage_quota)
 {
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S - self->pg, 1, 0, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S - self->pg, 1, 0, 0,
 			      NULL));
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, 2 * self->pg, 2, 0, 0,
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, ST, 2 * self->pg, 2, 0, 0,
 				    NULL));
-	EXPECT_EQ(0, mm_alloc(self->fd, ST, self->pg, 3, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, ST, self->pg, 3, 0, 0, NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(self->S, st.pool[ST].used);
 	EXPECT_EQ(self->S, st.pool[ST].pinned);
@@ -294,13 +199,13 @@ TEST_F(mm, storage_evicts_unpinned_only)
 
 	/* Tags 0 and 1 pinned, 2 and 3 not: half of S is evictable. */
 	for (i = 0; i < 4; i++)
-		ASSERT_EQ(0, mm_alloc(self->fd, ST, quarter, i, 0,
+		ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, quarter, i, 0,
 				      i < 2 ? 0 : MEMMGR_ALLOC_UNPINNED,
 				      NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(2 * quarter, st.pool[ST].pinned);
 	/* What is left of S, plus one quarter: one victim. */
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S - 3 * quarter, 10, 0, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S - 3 * quarter, 10, 0, 0,
 			      NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(1, DELTA(st, ST, evictions));
@@ -324,17 +229,17 @@ TEST_F(mm, eviction_all_or_nothing)
 	__u64 half = self->S / 2 / self->pg * self->pg;
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, half, 1, 0, 0, NULL));
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S - half, 2, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, half, 1, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S - half, 2, 0,
 			      MEMMGR_ALLOC_UNPINNED, NULL));
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, self->S - half + self->pg,
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, ST, self->S - half + self->pg,
 				    3, 0, 0, NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(0, DELTA(st, ST, evictions));
 	EXPECT_EQ(self->S, st.pool[ST].used);
 	EXPECT_EQ(0, mm_lookup(self->fd, 2, NULL));
 	/* Exactly what is evictable is enough. */
-	EXPECT_EQ(0, mm_alloc(self->fd, ST, self->S - half, 3, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, ST, self->S - half, 3, 0, 0, NULL));
 	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 2, NULL));
 }
 
@@ -344,23 +249,23 @@ TEST_F(mm, pin_unpin_estale)
 	struct memmgr_alloc a;
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0, 0, &a));
 	EXPECT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_PIN, a.handle));
 	EXPECT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_UNPIN, a.handle));
 	/* One pin left: not evictable. */
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, ST, self->pg, 2, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, ST, self->pg, 2, 0, 0, NULL));
 	EXPECT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_UNPIN, a.handle));
 	EXPECT_EQ(-EINVAL, mm_buf(self->fd, MEMMGR_IOC_UNPIN, a.handle));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(0, st.pool[ST].pinned);
-	EXPECT_EQ(0, mm_alloc(self->fd, ST, self->pg, 2, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, ST, self->pg, 2, 0, 0, NULL));
 	EXPECT_EQ(-ESTALE, mm_buf(self->fd, MEMMGR_IOC_PIN, a.handle));
 	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
 	/* The stale entry stays until freed. */
 	EXPECT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
 	EXPECT_EQ(-ENOENT, mm_lookup(self->fd, 1, NULL));
 	/* Exec buffers have no pins. */
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->pg, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 1, 0, 0, &a));
 	EXPECT_EQ(-EINVAL, mm_buf(self->fd, MEMMGR_IOC_PIN, a.handle));
 }
 
@@ -370,12 +275,12 @@ TEST_F(mm, sigbus_after_eviction)
 	struct memmgr_alloc a, b;
 	unsigned char *p, *q, v = 0;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 1, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0,
 			      MEMMGR_ALLOC_UNPINNED, &a));
 	p = map(self->fd, &a);
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 0x5a, a.granted);
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 2, 0, 0, &b));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, &b));
 	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
 	q = map(self->fd, &b);
 	ASSERT_NE(MAP_FAILED, q);
@@ -396,7 +301,7 @@ TEST_F(mm, sigbus_after_free)
 	struct memmgr_alloc a;
 	unsigned char *p, v = 0;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 4 * self->pg, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 4 * self->pg, 1, 0, 0, &a));
 	p = map(self->fd, &a);
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 0x11, a.granted);
@@ -420,14 +325,14 @@ TEST_F(mm, zeroed_after_other_client)
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++) {
 		__u64 size = pool == ST ? self->S : self->T;
 
-		ASSERT_EQ(0, mm_alloc(fd2, pool, size, 1, 0, 0, &a));
+		ASSERT_EQ(0, mm_alloc_wait(fd2, pool, size, 1, 0, 0, &a));
 		p = map(fd2, &a);
 		ASSERT_NE(MAP_FAILED, p);
 		memset(p, 0xff, a.granted);
 		munmap(p, a.granted);
 		ASSERT_EQ(0, mm_buf(fd2, MEMMGR_IOC_FREE, a.handle));
 
-		ASSERT_EQ(0, mm_alloc(self->fd, pool, size, 1, 0, 0, &a));
+		ASSERT_EQ(0, mm_alloc_wait(self->fd, pool, size, 1, 0, 0, &a));
 		p = map(self->fd, &a);
 		ASSERT_NE(MAP_FAILED, p);
 		EXPECT_TRUE(all_bytes(p, a.granted, 0));
@@ -451,7 +356,7 @@ static void *hold_thread(void *arg)
 {
 	struct holder *h = arg;
 
-	h->ret = mm_alloc(h->fd, h->pool, h->size, 99, h->timeout, 0, &h->a);
+	h->ret = mm_alloc_wait(h->fd, h->pool, h->size, 99, h->timeout, 0, &h->a);
 	return NULL;
 }
 
@@ -470,9 +375,9 @@ TEST_F(mm, hold_granted_on_free)
 	struct memmgr_stats st;
 	struct holder h;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, &a));
 	start_holder(&h, self->fd, EX, self->pg, 10000);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(1, DELTA(st, EX, held));
 	EXPECT_EQ(1, h.ret);
@@ -486,21 +391,24 @@ TEST_F(mm, hold_granted_on_free)
 	EXPECT_EQ(0, DELTA(st, EX, declined));
 }
 
-/* Rule 5: a hold ends with ETIMEDOUT, not before its time. */
+/*
+ * Rule 5: a hold ends with ETIMEDOUT after about its timeout: it held (not
+ * declined at once), within one timer tick (10 ms at HZ=100) of 200 ms.
+ */
 TEST_F(mm, hold_times_out)
 {
 	struct timespec t0, t1;
 	struct memmgr_stats st;
 	long ms;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T, 1, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, NULL));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	EXPECT_EQ(-ETIMEDOUT, mm_alloc(self->fd, EX, self->pg, 2, 200, 0,
+	EXPECT_EQ(-ETIMEDOUT, mm_alloc_wait(self->fd, EX, self->pg, 2, 200, 0,
 				       NULL));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
 	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	EXPECT_LE(200, ms);
+	EXPECT_LE(190, ms);
 	st = mm_stats(self->fd);
 	EXPECT_EQ(1, DELTA(st, EX, held));
 	EXPECT_EQ(1, DELTA(st, EX, declined));
@@ -518,9 +426,9 @@ TEST_F(mm, hold_interrupted)
 	struct holder h;
 
 	sigaction(SIGUSR1, &sa, NULL);
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T, 1, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, NULL));
 	start_holder(&h, self->fd, EX, self->pg, MEMMGR_WAIT_FOREVER);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	pthread_kill(h.thread, SIGUSR1);
 	pthread_join(h.thread, NULL);
 	EXPECT_EQ(-EINTR, h.ret);
@@ -534,8 +442,8 @@ TEST_F(mm, nonblock_never_holds)
 	int fd2 = mm_open(O_NONBLOCK);
 
 	ASSERT_LE(0, fd2);
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T, 1, 0, 0, NULL));
-	EXPECT_EQ(-EAGAIN, mm_alloc(fd2, EX, self->pg, 1,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(fd2, EX, self->pg, 1,
 				    MEMMGR_WAIT_FOREVER, 0, NULL));
 	EXPECT_EQ(0, DELTA(mm_stats(self->fd), EX, held));
 	close(fd2);
@@ -546,19 +454,19 @@ TEST_F(mm, too_big)
 {
 	struct memmgr_stats st;
 
-	EXPECT_EQ(-E2BIG, mm_alloc(self->fd, ST, self->S + self->pg, 1,
+	EXPECT_EQ(-E2BIG, mm_alloc_wait(self->fd, ST, self->S + self->pg, 1,
 				   MEMMGR_WAIT_FOREVER, 0, NULL));
-	EXPECT_EQ(-E2BIG, mm_alloc(self->fd, ST, self->S + 1, 1,
+	EXPECT_EQ(-E2BIG, mm_alloc_wait(self->fd, ST, self->S + 1, 1,
 				   MEMMGR_WAIT_FOREVER, 0, NULL));
-	EXPECT_EQ(-E2BIG, mm_alloc(self->fd, EX, self->T + 1, 1,
+	EXPECT_EQ(-E2BIG, mm_alloc_wait(self->fd, EX, self->T + 1, 1,
 				   MEMMGR_WAIT_FOREVER, 0, NULL));
-	EXPECT_EQ(-E2BIG, mm_alloc(self->fd, EX, UINT64_MAX, 1, 0, 0, NULL));
+	EXPECT_EQ(-E2BIG, mm_alloc_wait(self->fd, EX, UINT64_MAX, 1, 0, 0, NULL));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(2, DELTA(st, ST, declined));
 	EXPECT_EQ(2, DELTA(st, EX, declined));
 	EXPECT_EQ(0, DELTA(st, ST, held) + DELTA(st, EX, held));
 	/* The whole pool is not too big. */
-	EXPECT_EQ(0, mm_alloc(self->fd, EX, self->T, 1, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->T, 1, 0, 0, NULL));
 }
 
 /* Rule 6: held requests of a pool are served in arrival order. */
@@ -568,16 +476,16 @@ TEST_F(mm, holds_fifo)
 	struct holder big, small;
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 2 * self->pg, 1, 0, 0, &x));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->pg, 2, 0, 0, &y));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T - 3 * self->pg, 3, 0, 0,
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 2 * self->pg, 1, 0, 0, &x));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, &y));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->T - 3 * self->pg, 3, 0, 0,
 			      NULL));
 	start_holder(&big, self->fd, EX, 2 * self->pg, MEMMGR_WAIT_FOREVER);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	start_holder(&small, self->fd, EX, self->pg, MEMMGR_WAIT_FOREVER);
-	ASSERT_EQ(0, wait_waiters(self->fd, 2));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 2));
 	/* A new request that would fit must queue too. */
-	EXPECT_EQ(-EAGAIN, mm_alloc(self->fd, EX, self->pg, 4, 0, 0, NULL));
+	EXPECT_EQ(-EAGAIN, mm_alloc_wait(self->fd, EX, self->pg, 4, 0, 0, NULL));
 
 	/* One page free: the small one fits but the big one is first. */
 	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, y.handle));
@@ -603,9 +511,9 @@ TEST_F(mm, hold_granted_on_unpin)
 	struct memmgr_alloc a;
 	struct holder h;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->S, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0, 0, &a));
 	start_holder(&h, self->fd, ST, self->pg, 10000);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_UNPIN, a.handle));
 	pthread_join(h.thread, NULL);
 	EXPECT_EQ(0, h.ret);
@@ -621,12 +529,12 @@ TEST_F(mm, tags_and_handles)
 	struct memmgr_lookup l;
 
 	ASSERT_LE(0, fd2);
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->pg, 42, 0, 0, &a));
-	EXPECT_EQ(-EEXIST, mm_alloc(self->fd, ST, self->pg, 42, 0, 0, NULL));
-	EXPECT_EQ(0, mm_alloc(fd2, ST, self->pg, 42, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->pg, 42, 0, 0, &a));
+	EXPECT_EQ(-EEXIST, mm_alloc_wait(self->fd, ST, self->pg, 42, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(fd2, ST, self->pg, 42, 0, 0, NULL));
 	/* Exec ids repeat freely. */
-	EXPECT_EQ(0, mm_alloc(self->fd, EX, self->pg, 42, 0, 0, NULL));
-	EXPECT_EQ(0, mm_alloc(self->fd, EX, self->pg, 42, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 42, 0, 0, NULL));
+	EXPECT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 42, 0, 0, NULL));
 	ASSERT_EQ(0, mm_lookup(self->fd, 42, &l));
 	EXPECT_EQ(a.handle, l.handle);
 	EXPECT_EQ(a.offset, l.offset);
@@ -649,10 +557,10 @@ TEST_F(mm, release_by_tag)
 	struct memmgr_release r = { .pool = EX, .tag = 5 };
 	struct memmgr_stats st;
 
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->pg, 5, 0, 0, NULL));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 3 * self->pg, 5, 0, 0, NULL));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 2 * self->pg, 6, 0, 0, NULL));
-	ASSERT_EQ(0, mm_alloc(self->fd, ST, 2 * self->pg, 5, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 5, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 3 * self->pg, 5, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 2 * self->pg, 6, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, 2 * self->pg, 5, 0, 0, NULL));
 	ASSERT_EQ(0, ioctl(self->fd, MEMMGR_IOC_RELEASE, &r));
 	EXPECT_EQ(4 * self->pg, r.freed);
 	st = mm_stats(self->fd);
@@ -676,8 +584,8 @@ TEST_F(mm, mmap_rules)
 	__u64 pg = self->pg;
 
 	ASSERT_LE(0, fd2);
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 3 * pg, 1, 0, 0, &a));
-	ASSERT_EQ(0, mm_alloc(self->fd, EX, 2 * pg, 1, 0, 0, &b));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 3 * pg, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, 2 * pg, 1, 0, 0, &b));
 
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, pg, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE, self->fd, a.offset));
@@ -728,12 +636,12 @@ TEST_F(mm, close_frees_everything)
 	unsigned char *p;
 
 	ASSERT_LE(0, fd2);
-	ASSERT_EQ(0, mm_alloc(fd2, EX, self->E, 1, 0, 0, &a));
-	ASSERT_EQ(0, mm_alloc(fd2, ST, self->S, 2, 0, 0, NULL));
+	ASSERT_EQ(0, mm_alloc_wait(fd2, EX, self->E, 1, 0, 0, &a));
+	ASSERT_EQ(0, mm_alloc_wait(fd2, ST, self->S, 2, 0, 0, NULL));
 	p = map(fd2, &a);
 	ASSERT_NE(MAP_FAILED, p);
 	start_holder(&h, self->fd, EX, self->pg, 10000);
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	close(fd2);
 	/* The mapping keeps the file open. */
 	EXPECT_EQ(1, mm_stats(self->fd).waiters);
@@ -761,16 +669,16 @@ TEST_F(mm, kill9_frees_everything)
 		struct memmgr_alloc a;
 		unsigned char *p;
 
-		if (mm_alloc(fd, EX, self->T, 1, 0, 0, &a))
+		if (mm_alloc_wait(fd, EX, self->T, 1, 0, 0, &a))
 			_exit(1);
 		p = map(fd, &a);
 		if (p == MAP_FAILED)
 			_exit(2);
 		memset(p, 3, a.granted);
-		mm_alloc(fd, EX, self->pg, 1, MEMMGR_WAIT_FOREVER, 0, NULL);
+		mm_alloc_wait(fd, EX, self->pg, 1, MEMMGR_WAIT_FOREVER, 0, NULL);
 		_exit(3);
 	}
-	ASSERT_EQ(0, wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
 	EXPECT_EQ(self->T, mm_stats(self->fd).pool[EX].used);
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));

@@ -432,11 +432,14 @@ static void print_table(FILE *out)
 	}
 }
 
+/* One batch of operations, timed as a whole. */
+typedef void (*bench_fn)(void *ctx);
+
 /*
  * Run @k functions @sz.reps times, rotating which goes first; @out[j][rep]
  * gets function j's time divided by @ops.  One untimed round first.
  */
-static void measure(int k, void (*const fn[])(void *), void *const ctx[],
+static void measure(int k, bench_fn const fn[], void *const ctx[],
 		    double ops, double out[][MAX_REPS])
 {
 	int rep, j;
@@ -575,8 +578,8 @@ static void zero_rep_stosq(void *arg)
 static void case_syscall_floor(int fd)
 {
 	struct cycle_ctx c = { .fd = fd, .n = sz.cycles };
-	void (*const fn[2])(void *) = { exec_cycles, unknown_ioctls };
-	void (*const zfn[2])(void *) = { zero_rep_stosb, zero_rep_stosq };
+	bench_fn const fn[2] = { exec_cycles, unknown_ioctls };
+	bench_fn const zfn[2] = { zero_rep_stosb, zero_rep_stosq };
 	void *const ctx[2] = { &c, &c };
 	double t[2][MAX_REPS];
 	struct result *r;
@@ -660,7 +663,7 @@ static void map_memfd(void *arg)
 
 static void case_map_sizes(int fd)
 {
-	void (*const fn[3])(void *) = { map_memmgr, map_anon, map_memfd };
+	bench_fn const fn[3] = { map_memmgr, map_anon, map_memfd };
 	double t[3][MAX_REPS];
 	int s, j;
 
@@ -827,7 +830,7 @@ static void case_live_allocs(void)
 	int few = dev_open(), many = dev_open();
 	struct cycle_ctx cf = { .fd = few, .n = sz.cycles };
 	struct cycle_ctx cm = { .fd = many, .n = sz.cycles };
-	void (*const fn[2])(void *) = { exec_cycles, exec_cycles };
+	bench_fn const fn[2] = { exec_cycles, exec_cycles };
 	void *const ctx[2] = { &cm, &cf };
 	long slab0, slab1, room;
 	struct memmgr_stats st;
@@ -1242,7 +1245,7 @@ static void small_jemalloc(void *arg)
 
 static void case_small(void)
 {
-	void (*const fn[3])(void *) = {
+	bench_fn const fn[3] = {
 		small_memmgr, small_glibc, small_jemalloc,
 	};
 	double t[3][MAX_REPS];
