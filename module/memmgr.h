@@ -107,6 +107,8 @@ struct memmgr_dev {
  * @nr_evicted:	entries on @evicted; protected by memmgr_dev.lock
  * @poll_wait:	poll() waits here for eviction notices
  * @execids:	its active exec ids, by tag; protected by memmgr_dev.lock
+ * @spare_execid: a zeroed node kept for the next new exec id, or NULL;
+ *		taken and put back with xchg()/cmpxchg()
  */
 struct memmgr_file {
 	struct memmgr_dev *mm;
@@ -122,6 +124,7 @@ struct memmgr_file {
 	u64 nr_evicted;
 	wait_queue_head_t poll_wait;
 	struct rb_root execids;
+	struct memmgr_execid *spare_execid;
 };
 
 /**
@@ -222,6 +225,8 @@ struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag,
 					       struct memmgr_execid **spare);
 void memmgr_execid_put_locked(struct memmgr_file *f, struct memmgr_execid *id);
 void memmgr_execid_uncharge_locked(struct memmgr_file *f, u64 tag, u64 pages);
+struct memmgr_execid *memmgr_execid_spare(struct memmgr_file *f);
+void memmgr_execid_keep(struct memmgr_file *f, struct memmgr_execid *id);
 
 /* memmgr_map.c: mmap, faults, revocation */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);

@@ -197,6 +197,7 @@ void memmgr_file_exit(struct memmgr_file *f)
 
 	memmgr_file_free_all(f);
 	WARN_ON_ONCE(!RB_EMPTY_ROOT(&f->execids));
+	kfree(f->spare_execid);
 	mutex_lock(&mm->files_lock);
 	list_del(&f->node);
 	mutex_unlock(&mm->files_lock);

@@ -29,6 +29,30 @@ static struct memmgr_execid *execid_find_locked(struct memmgr_file *f,
 	return NULL;
 }
 
+/**
+ * memmgr_execid_spare() - a zeroed node for a new exec id
+ * @f: the file
+ *
+ * The file keeps one node from its last exec id that went idle, so a
+ * request of an exec id that comes and goes does not allocate.
+ *
+ * Context: process context, may sleep.
+ * Return: the node, or NULL when memory is short.
+ */
+struct memmgr_execid *memmgr_execid_spare(struct memmgr_file *f)
+{
+	struct memmgr_execid *id = xchg(&f->spare_execid, NULL);
+
+	return id ? id : kzalloc(sizeof(*id), GFP_KERNEL);
+}
+
+/* Keep @id (zeroed, unused) as the file's spare node, or free it. */
+void memmgr_execid_keep(struct memmgr_file *f, struct memmgr_execid *id)
+{
+	if (id && cmpxchg(&f->spare_execid, NULL, id))
+		kfree(id);
+}
+
 /* Forget an exec id that holds nothing and asks for nothing. */
 static void execid_maybe_free_locked(struct memmgr_file *f,
 				     struct memmgr_execid *id)
@@ -37,7 +61,8 @@ static void execid_maybe_free_locked(struct memmgr_file *f,
 		return;
 	rb_erase(&id->node, &f->execids);
 	f->mm->nr_execids--;
-	kfree(id);
+	memset(id, 0, sizeof(*id));
+	memmgr_execid_keep(f, id);
 }
 
 /**

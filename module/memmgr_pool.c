@@ -403,7 +403,7 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 	int ret;
 
 	if (pool == MEMMGR_POOL_EXEC) {
-		spare = kzalloc(sizeof(*spare), GFP_KERNEL);
+		spare = memmgr_execid_spare(f);
 		if (!spare)
 			return -ENOMEM;
 	}
@@ -470,7 +470,7 @@ out_unlock:
 	if (ret)
 		memmgr_wake_locked(mm);
 	spin_unlock(&mm->lock);
-	kfree(spare);
+	memmgr_execid_keep(f, spare);
 	return ret;
 }
 
