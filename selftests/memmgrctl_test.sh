@@ -12,10 +12,7 @@
 #
 # Needs a reserve of at least 16 MiB with storage_pct=50 (vm.sh --params
 # "total=64M"), an otherwise idle device, and root.
-n=0
-pass=0
-fail=0
-skip=0
+. "$(dirname "$0")/memmgr_tap.sh"
 tmp=$(mktemp -d /tmp/memmgrctl_test.XXXXXX)
 holders=
 nholds=0
@@ -30,17 +27,6 @@ not_loaded="memmgrctl: memmgr is not loaded: run 'modprobe memmgr' or 'insmod me
 pg=4096		# x86-64
 MiB=1048576
 
-check() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		pass=$((pass + 1))
-		echo "ok $n $2"
-	else
-		fail=$((fail + 1))
-		echo "not ok $n $2"
-	fi
-}
-
 # expect WANT GOT DESCRIPTION: the strings are equal.
 expect() {
 	if [ "$1" = "$2" ]; then
@@ -54,7 +40,7 @@ expect() {
 
 # A case whose precondition is missing in the guest fails: the VM runner
 # provides all of them (memmgr's clients file, debugfs, a user nobody).
-skip_case() {
+cannot_run() {
 	n=$((n + 1))
 	fail=$((fail + 1))
 	echo "not ok $n $1: cannot run: $2"
@@ -286,9 +272,9 @@ if [ -r $clients_file ]; then
 		grep -Fq "{\"pid\":$st_pid,\"comm\":\"memmgr_hold\",\"storage_bytes\":$su,\"exec_bytes\":0}"
 	check $? "clients --json: the storage holder's object (kernel file)"
 else
-	skip_case "clients: the kernel's own file" "$clients_file is absent"
-	skip_case "clients --bytes: total row (kernel file)" "$clients_file is absent"
-	skip_case "clients --json (kernel file)" "$clients_file is absent"
+	cannot_run "clients: the kernel's own file" "$clients_file is absent"
+	cannot_run "clients --bytes: total row (kernel file)" "$clients_file is absent"
+	cannot_run "clients --json (kernel file)" "$clients_file is absent"
 fi
 
 unhold
@@ -371,7 +357,7 @@ if grep -q ' /sys/kernel/debug debugfs ' /proc/mounts; then
 	expect "1 memmgrctl: debugfs is not mounted on /sys/kernel/debug: run 'mount -t debugfs none /sys/kernel/debug'" \
 		"$rc $err" "clients: debugfs unmounted"
 else
-	skip_case "clients: debugfs unmounted" "debugfs was not mounted"
+	cannot_run "clients: debugfs unmounted" "debugfs was not mounted"
 fi
 
 # --- --watch ------------------------------------------------------------
@@ -444,8 +430,8 @@ if grep -q '^nobody:' /etc/passwd 2>/dev/null; then
 	expect "1 memmgrctl: $clients_file: permission denied (debugfs is root-only: run as root)" \
 		"$? $(cat "$tmp/err")" "clients as nobody: permission denied, exit 1"
 else
-	skip_case "stats as nobody" "no user nobody in /etc/passwd"
-	skip_case "clients as nobody" "no user nobody in /etc/passwd"
+	cannot_run "stats as nobody" "no user nobody in /etc/passwd"
+	cannot_run "clients as nobody" "no user nobody in /etc/passwd"
 fi
 
 # --- memmgr not loaded --------------------------------------------------
@@ -470,5 +456,4 @@ expect "0 $T" "$rc $(jget "$out" total)" "stats after reloading"
 cleanup
 trap - EXIT
 echo "1..$n"
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
-[ $fail -eq 0 ]
+totals
