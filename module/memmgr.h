@@ -15,7 +15,9 @@
  *   memmgr_buddy.lock       spinlock: taken alone
  *
  * Neither memmgr_dev.lock nor memmgr_buddy.lock is held across anything
- * that sleeps: page zeroing and page-table work happen outside them.
+ * that sleeps: page zeroing and page-table work happen outside them.  The
+ * reclaim worker takes memmgr_dev.lock alone, then map_lock and
+ * memmgr_buddy.lock as a free does; it is flushed with no memmgr lock held.
  */
 #ifndef _MEMMGR_H
 #define _MEMMGR_H
@@ -23,13 +25,13 @@
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/list.h>
-#include <linux/maple_tree.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 
 #include <linux/memmgr.h>
 
@@ -55,7 +57,8 @@ struct memmgr_counters {
  * struct memmgr_dev - the one memmgr instance
  * @misc:	/dev/memmgr
  * @lock:	protects @policy, @stats, @waiters, @nr_waiters, @evictable,
- *		@nr_evictable, and each buffer's state, pins and evict_idx
+ *		@nr_evictable, @next_pgoff, @reclaim, and each buffer's state,
+ *		pins and evict_idx
  * @policy:	the accounting the rules check
  * @stats:	per pool counters
  * @waiters:	held requests per pool, oldest first
@@ -64,6 +67,8 @@ struct memmgr_counters {
  * @nr_evictable: entries used in @evictable
  * @lru:	the same buffers, least recently used first
  * @next_pgoff:	the next free mmap offset, in pages; offsets are never reused
+ * @reclaim:	evicted buffers whose mappings are still to be revoked
+ * @reclaim_work: revokes them and gives their pages back
  * @buddy:	the reserve
  * @nr_execids:	active exec ids over all files (see memmgr_fair.c)
  * @files_lock:	protects @files
@@ -81,7 +86,9 @@ struct memmgr_dev {
 	struct memmgr_buffer **evictable;
 	unsigned long nr_evictable;
 	struct list_head lru;
-	atomic64_t next_pgoff;
+	u64 next_pgoff;
+	struct list_head reclaim;
+	struct delayed_work reclaim_work;
 	struct memmgr_buddy buddy;
 	u64 nr_execids;
 	struct mutex files_lock;	/* see above */
@@ -99,16 +106,21 @@ struct memmgr_dev {
  * @pid:	the process that opened it (thread group id)
  * @comm:	its command name
  * @lock:	protects @offsets' contents and @tags
- * @offsets:	mmap offset range (in pages) -> struct memmgr_buffer
+ * @offsets:	its buffers by mmap offset (in pages); handles and mmap()
+ *		find them here
  * @tags:	buffers ordered by (pool, tag, offset)
  * @used:	pages per pool; protected by memmgr_dev.lock
  * @evicted:	eviction notices: evicted buffers not yet reported, oldest
  *		first; protected by memmgr_dev.lock
  * @nr_evicted:	entries on @evicted; protected by memmgr_dev.lock
  * @poll_wait:	poll() waits here for eviction notices
- * @execids:	its active exec ids, by tag; protected by memmgr_dev.lock
- * @spare_execid: a zeroed node kept for the next new exec id, or NULL;
- *		taken and put back with xchg()/cmpxchg()
+ * @execids:	its active exec ids, by tag, and @idle_execid if that is
+ *		linked; protected by memmgr_dev.lock
+ * @idle_execid: its one exec id node that is not active, or NULL: the
+ *		last id that went idle, still in @execids, or a fresh
+ *		unlinked node; protected by memmgr_dev.lock
+ * @spare_buf:	a freed buffer no one refers to any more, kept for the next
+ *		allocation, or NULL; taken and put back with xchg()/cmpxchg()
  */
 struct memmgr_file {
 	struct memmgr_dev *mm;
@@ -117,14 +129,15 @@ struct memmgr_file {
 	pid_t pid;
 	char comm[TASK_COMM_LEN];
 	struct mutex lock;		/* see above */
-	struct maple_tree offsets;
+	struct rb_root offsets;
 	struct rb_root tags;
 	u64 used[MEMMGR_NR_POOLS];
 	struct list_head evicted;
 	u64 nr_evicted;
 	wait_queue_head_t poll_wait;
 	struct rb_root execids;
-	struct memmgr_execid *spare_execid;
+	struct memmgr_execid *idle_execid;
+	struct memmgr_buffer *spare_buf;
 };
 
 /**
@@ -171,10 +184,15 @@ enum memmgr_buf_state {
  *		by whoever moved the buffer out of LIVE
  * @map_lock:	held by the fault handler while it maps pages, and around
  *		revocation, so no page is mapped after revocation
- * @mapped:	a fault has mapped pages of it; protected by @map_lock
+ * @mapped:	a fault has run on it, so pages may be mapped and written;
+ *		set under @map_lock, final once revoked out of LIVE (see
+ *		memmgr_buf_revoke())
+ * @offset_node: in memmgr_file.offsets; protected by memmgr_file.lock
  * @tag_node:	in memmgr_file.tags; protected by memmgr_file.lock
- * @evict_node:	on an evictor's list of victims
- * @evict_filp:	the owner's file, held by an evictor for revocation
+ * @evict_node:	on memmgr_dev.reclaim, then the reclaim worker's list
+ * @evict_inode: the owner's file's inode, held for the reclaim worker to
+ *		revoke the buffer's mappings; not the file, whose close
+ *		must not wait for the worker
  * @free_node:	on the owner's list of buffers it is freeing
  */
 struct memmgr_buffer {
@@ -192,9 +210,10 @@ struct memmgr_buffer {
 	struct list_head blocks;
 	struct mutex map_lock;		/* see above */
 	bool mapped;
+	struct rb_node offset_node;
 	struct rb_node tag_node;
 	struct list_head evict_node;
-	struct file *evict_filp;
+	struct inode *evict_inode;
 	struct list_head free_node;
 };
 
@@ -203,9 +222,12 @@ extern struct memmgr_dev *memmgr_instance;
 extern bool memmgr_evict_lru;		/* evict_policy=lru */
 extern bool memmgr_exec_fair;		/* exec_fair=1 */
 
+/* Longest an evicted buffer waits for revocation, in jiffies */
+#define MEMMGR_RECLAIM_DELAY	1
+
 /* memmgr_pool.c: grant, hold or decline; eviction choices; wakeups */
 int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
-		   s64 timeout_ms, bool nonblock, struct list_head *victims);
+		   s64 timeout_ms, bool nonblock);
 void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
 void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages);
 void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
@@ -218,19 +240,21 @@ void memmgr_wake_locked(struct memmgr_dev *mm);
 void memmgr_touch_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
 int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 		       u64 *pending);
-void memmgr_victims_reclaim(struct memmgr_dev *mm, struct list_head *victims);
+void memmgr_reclaim_work(struct work_struct *work);
+void memmgr_reclaim_flush(struct memmgr_dev *mm);
+void memmgr_reclaim_kick(struct memmgr_dev *mm);
 
 /* memmgr_fair.c: active exec ids */
-struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag,
-					       struct memmgr_execid **spare);
+struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag);
 void memmgr_execid_put_locked(struct memmgr_file *f, struct memmgr_execid *id);
 void memmgr_execid_uncharge_locked(struct memmgr_file *f, u64 tag, u64 pages);
-struct memmgr_execid *memmgr_execid_spare(struct memmgr_file *f);
-void memmgr_execid_keep(struct memmgr_file *f, struct memmgr_execid *id);
+int memmgr_execid_refill(struct memmgr_file *f);
+void memmgr_execids_exit(struct memmgr_file *f);
 
 /* memmgr_map.c: mmap, faults, revocation */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);
-void memmgr_buf_revoke(struct memmgr_buffer *buf, struct file *filp);
+void memmgr_buf_revoke(struct memmgr_buffer *buf,
+		       struct address_space *mapping);
 
 /* memmgr_buf.c: buffer tables and life cycle */
 int memmgr_buf_cache_create(void);

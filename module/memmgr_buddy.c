@@ -5,8 +5,15 @@
  * The reserve is taken from the kernel's page allocator at load, highest
  * orders first, and kept here split and coalesced by order.  Requests are
  * served as a chain of blocks, largest first, so a request never fails for
- * fragmentation while the policy lets it in.  Every page on a free list
- * reads as zeros: pages are zeroed when they come back, off the lock.
+ * fragmentation while the policy lets it in.  Freed single pages wait
+ * unmerged on a short list for the next single-page requests, so a stream
+ * of them does not split and merge a large block each time.
+ *
+ * Zeroing is lazy.  The reserve comes zeroed from the kernel; a page that
+ * a client may have written is marked stale when its buffer is freed, and
+ * memmgr_page_expose() zeroes a stale page just before a new owner can see
+ * it (a fault maps it, an in-kernel client asks for it).  So memory nobody
+ * maps is never zeroed, and no request waits for zeroing.
  *
  * The policy charges a request before its pages are taken, and uncharges a
  * freed or evicted buffer before its mappings are revoked and its pages are
@@ -24,29 +31,50 @@
 
 #include "memmgr_buddy.h"
 
+/*
+ * page->private of a reserve page: its home order, and on a block's head
+ * page the block's order and whether it is free.  PG_STALE is per page and
+ * survives splits and merges: the page may hold an earlier owner's data.
+ * The buddy writes a page's private under @lock while the page is free or
+ * being handed out; its owner writes PG_STALE (memmgr_page_expose()) while
+ * it owns the page, and the buddy then only reads it.
+ */
 #define PG_ORDER_MASK	0x1fUL
+#define PG_STALE	0x40UL
 #define PG_FREE		0x80UL
 #define PG_HOME_SHIFT	8
 
+static unsigned long pg_bits(struct page *page)
+{
+	return READ_ONCE(page->private);
+}
+
+static void pg_set_bits(struct page *page, unsigned long bits)
+{
+	WRITE_ONCE(page->private, bits);
+}
+
 static unsigned int pg_order(struct page *page)
 {
-	return page_private(page) & PG_ORDER_MASK;
+	return pg_bits(page) & PG_ORDER_MASK;
 }
 
 static unsigned int pg_home(struct page *page)
 {
-	return (page_private(page) >> PG_HOME_SHIFT) & PG_ORDER_MASK;
+	return (pg_bits(page) >> PG_HOME_SHIFT) & PG_ORDER_MASK;
 }
 
 static bool pg_free(struct page *page)
 {
-	return page_private(page) & PG_FREE;
+	return pg_bits(page) & PG_FREE;
 }
 
 static void pg_set(struct page *page, unsigned int order, bool free)
 {
-	set_page_private(page, ((unsigned long)pg_home(page) << PG_HOME_SHIFT) |
-			       (free ? PG_FREE : 0) | order);
+	unsigned long keep = pg_bits(page) &
+			     (PG_STALE | PG_ORDER_MASK << PG_HOME_SHIFT);
+
+	pg_set_bits(page, keep | (free ? PG_FREE : 0) | order);
 }
 
 /**
@@ -101,6 +129,40 @@ static void free_block_locked(struct memmgr_buddy *b, struct page *page,
 }
 
 /*
+ * Keep a freed single page unmerged on @quick, where the next single-page
+ * request finds it without splitting; false when @quick is full.  Its
+ * private stays as memmgr_buddy_alloc() left it: not free, so no buddy
+ * merges with it.
+ */
+static bool quick_push_locked(struct memmgr_buddy *b, struct page *page)
+{
+	lockdep_assert_held(&b->lock);
+	if (b->nr_quick >= MEMMGR_QUICK_MAX)
+		return false;
+	b->quick[b->nr_quick++] = page;
+	b->free_pages++;
+	return true;
+}
+
+static struct page *quick_pop_locked(struct memmgr_buddy *b)
+{
+	lockdep_assert_held(&b->lock);
+	if (!b->nr_quick)
+		return NULL;
+	b->free_pages--;
+	return b->quick[--b->nr_quick];
+}
+
+/* Merge every page on @quick into the free lists. */
+static void quick_drain_locked(struct memmgr_buddy *b)
+{
+	struct page *page;
+
+	while ((page = quick_pop_locked(b)))
+		free_block_locked(b, page, 0);
+}
+
+/*
  * Take one block of @order, splitting a larger one if needed; if there is
  * none of @order or more, the largest smaller one.  Return NULL when the
  * free lists are empty.
@@ -111,8 +173,15 @@ static struct page *take_block_locked(struct memmgr_buddy *b,
 	unsigned int want = *order, k;
 	struct page *page;
 
+	if (!want && b->nr_quick)
+		return quick_pop_locked(b);
+again:
 	for (k = want; k <= MEMMGR_MAX_ORDER && list_empty(&b->free[k]); k++)
 		;
+	if (k > MEMMGR_MAX_ORDER && b->nr_quick) {
+		quick_drain_locked(b);
+		goto again;
+	}
 	if (k > MEMMGR_MAX_ORDER) {
 		for (k = want; k > 0 && list_empty(&b->free[k]); k--)
 			;
@@ -138,7 +207,8 @@ static struct page *take_block_locked(struct memmgr_buddy *b,
  * @pages:	how many pages; the policy has granted them
  * @blocks:	out: the head pages of the blocks, chained through lru
  *
- * Context: process context, may sleep.  The pages read as zeros.  Waits
+ * Context: process context, may sleep.  The pages may be stale: pass
+ * each through memmgr_page_expose() before a client can see it.  Waits
  * for pages that freed or evicted buffers are still giving back.
  */
 void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
@@ -162,31 +232,67 @@ void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
 }
 
 /**
- * memmgr_buddy_free() - zero a chain of blocks and give them back
+ * memmgr_page_expose() - make a page of a new allocation safe to show
+ * @page:	a page its caller has from memmgr_buddy_alloc() and has not
+ *		freed; the caller serialises exposures of it
+ *
+ * Zeroes the page if an earlier owner may have written it.  Exposing it
+ * again in the same allocation does nothing: the owner's data stays.
+ *
+ * Context: any context that may touch the page; does not sleep.
+ */
+void memmgr_page_expose(struct page *page)
+{
+	unsigned long bits = pg_bits(page);
+
+	if (!(bits & PG_STALE))
+		return;
+	clear_highpage(page);
+	pg_set_bits(page, bits & ~PG_STALE);
+}
+
+/* Mark every page of a chain as possibly written by its owner. */
+static void mark_stale(struct list_head *blocks)
+{
+	struct page *head;
+
+	list_for_each_entry(head, blocks, lru) {
+		unsigned int i, n = 1U << pg_order(head);
+
+		for (i = 0; i < n; i++)
+			pg_set_bits(head + i, pg_bits(head + i) | PG_STALE);
+	}
+}
+
+/**
+ * memmgr_buddy_free() - give a chain of blocks back
  * @b:		the buddy
  * @blocks:	head pages chained through lru, as memmgr_buddy_alloc()
  *		made them; the list is left empty
+ * @written:	a client may have written the pages: they are marked stale
+ *		and zeroed when they are next exposed
  *
- * Context: process context, may sleep.  No mapping of the pages may remain.
+ * Context: any context that may take a spinlock.  No mapping of the
+ * pages may remain.
  */
-void memmgr_buddy_free(struct memmgr_buddy *b, struct list_head *blocks)
+void memmgr_buddy_free(struct memmgr_buddy *b, struct list_head *blocks,
+		       bool written)
 {
 	struct page *page, *next;
 
-	list_for_each_entry(page, blocks, lru) {
-		unsigned int i, n = 1U << pg_order(page);
-
-		for (i = 0; i < n; i++)
-			clear_highpage(page + i);
-		cond_resched();
-	}
+	if (written)
+		mark_stale(blocks);
 	spin_lock(&b->lock);
 	list_for_each_entry_safe(page, next, blocks, lru) {
+		unsigned int order = pg_order(page);
+
 		list_del(&page->lru);
-		free_block_locked(b, page, pg_order(page));
+		if (order || !quick_push_locked(b, page))
+			free_block_locked(b, page, order);
 	}
 	spin_unlock(&b->lock);
-	wake_up_all(&b->wait);
+	if (wq_has_sleeper(&b->wait))
+		wake_up_all(&b->wait);
 }
 
 /**
@@ -214,6 +320,7 @@ int memmgr_buddy_reserve(struct memmgr_buddy *b, unsigned long pages)
 		INIT_LIST_HEAD(&b->free[i]);
 		b->nr_free[i] = 0;
 	}
+	b->nr_quick = 0;
 	b->free_pages = 0;
 	b->total_pages = 0;
 
@@ -259,6 +366,9 @@ void memmgr_buddy_release(struct memmgr_buddy *b)
 	unsigned int order, i;
 	struct page *page, *next;
 
+	spin_lock(&b->lock);
+	quick_drain_locked(b);
+	spin_unlock(&b->lock);
 	for (order = 0; order <= MEMMGR_MAX_ORDER; order++) {
 		list_for_each_entry_safe(page, next, &b->free[order], lru) {
 			list_del_init(&page->lru);
@@ -277,11 +387,12 @@ void memmgr_buddy_release(struct memmgr_buddy *b)
 	b->total_pages = 0;
 }
 
-/* A copy of the free block counts per order, for debugfs. */
+/* A copy of the free block counts per order, for debugfs (@quick: 0). */
 void memmgr_buddy_counts(struct memmgr_buddy *b,
 			 unsigned long nr_free[MEMMGR_MAX_ORDER + 1])
 {
 	spin_lock(&b->lock);
 	memcpy(nr_free, b->nr_free, sizeof(b->nr_free));
+	nr_free[0] += b->nr_quick;
 	spin_unlock(&b->lock);
 }

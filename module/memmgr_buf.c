@@ -36,9 +36,12 @@ buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 {
 	struct memmgr_buffer *buf;
 
-	buf = kmem_cache_zalloc(memmgr_buf_cache, GFP_KERNEL);
+	buf = xchg(&f->spare_buf, NULL);
+	if (!buf)
+		buf = kmem_cache_alloc(memmgr_buf_cache, GFP_KERNEL);
 	if (!buf)
 		return NULL;
+	memset(buf, 0, sizeof(*buf));
 	kref_init(&buf->ref);
 	buf->file = f;
 	buf->nr_pages = pages;
@@ -66,6 +69,21 @@ static void buf_destroy(struct kref *ref)
 void memmgr_buf_put(struct memmgr_buffer *buf)
 {
 	kref_put(&buf->ref, buf_destroy);
+}
+
+/*
+ * The file's reference to a buffer it holds is gone: the last one keeps
+ * the buffer as the file's spare for its next allocation.  Only for a
+ * file still open (@buf->file is alive).
+ */
+static void buf_recycle(struct kref *ref)
+{
+	struct memmgr_buffer *buf = container_of(ref, struct memmgr_buffer, ref);
+
+	WARN_ON_ONCE(!list_empty(&buf->blocks));
+	mutex_destroy(&buf->map_lock);
+	if (cmpxchg(&buf->file->spare_buf, NULL, buf))
+		kmem_cache_free(memmgr_buf_cache, buf);
 }
 
 /* Order of the tag tree: pool, then tag, then offset. */
@@ -133,21 +151,63 @@ static struct memmgr_buffer *tag_next(struct memmgr_buffer *buf)
 	return next->pool == buf->pool && next->tag == buf->tag ? next : NULL;
 }
 
+/*
+ * The offset tree: buffers by first page.  Their ranges never overlap, and
+ * offsets only grow, so an insertion goes to the right end.
+ */
+static void offset_insert_locked(struct memmgr_file *f,
+				 struct memmgr_buffer *buf)
+{
+	struct rb_node **link = &f->offsets.rb_node, *parent = NULL;
+
+	lockdep_assert_held(&f->lock);
+	while (*link) {
+		parent = *link;
+		if (buf->pgoff < rb_entry(parent, struct memmgr_buffer,
+					  offset_node)->pgoff)
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&buf->offset_node, parent, link);
+	rb_insert_color(&buf->offset_node, &f->offsets);
+}
+
+/* The buffer whose range holds page @pgoff, or NULL. */
+static struct memmgr_buffer *offset_find_locked(struct memmgr_file *f,
+						u64 pgoff)
+{
+	struct rb_node *node = f->offsets.rb_node;
+
+	lockdep_assert_held(&f->lock);
+	while (node) {
+		struct memmgr_buffer *b = rb_entry(node, struct memmgr_buffer,
+						   offset_node);
+
+		if (pgoff < b->pgoff)
+			node = node->rb_left;
+		else if (pgoff - b->pgoff >= b->nr_pages)
+			node = node->rb_right;
+		else
+			return b;
+	}
+	return NULL;
+}
+
 static struct memmgr_buffer *find_locked(struct memmgr_file *f, u64 handle)
 {
 	struct memmgr_buffer *buf;
 
-	lockdep_assert_held(&f->lock);
-	if (!handle || handle - 1 > MEMMGR_PGOFF_MAX)
+	if (!handle)
 		return NULL;
-	buf = mtree_load(&f->offsets, handle - 1);
+	buf = offset_find_locked(f, handle - 1);
 	return buf && buf->pgoff == handle - 1 ? buf : NULL;
 }
 
 static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&f->lock);
-	mtree_erase(&f->offsets, buf->pgoff);
+	rb_erase(&buf->offset_node, &f->offsets);
 	rb_erase(&buf->tag_node, &f->tags);
 }
 
@@ -162,10 +222,8 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 {
 	struct memmgr_buffer *buf = NULL;
 
-	if (pgoff > MEMMGR_PGOFF_MAX)
-		return NULL;
 	mutex_lock(&f->lock);
-	buf = mtree_load(&f->offsets, pgoff);
+	buf = offset_find_locked(f, pgoff);
 	if (buf)
 		kref_get(&buf->ref);
 	mutex_unlock(&f->lock);
@@ -198,10 +256,12 @@ static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
 	spin_unlock(&mm->lock);
 	trace_memmgr_free(buf->pool, buf->tag, pages << PAGE_SHIFT, 0);
 	if (revoke && f->filp)
-		memmgr_buf_revoke(buf, f->filp);
+		memmgr_buf_revoke(buf, f->filp->f_mapping);
+	/* No fault maps it now: @mapped is final.  Kernel clients write. */
 	if (pages)
-		memmgr_buddy_free(&mm->buddy, &buf->blocks);
-	memmgr_buf_put(buf);
+		memmgr_buddy_free(&mm->buddy, &buf->blocks,
+				  !f->filp || READ_ONCE(buf->mapped));
+	kref_put(&buf->ref, buf_recycle);
 	return pages;
 }
 
@@ -217,12 +277,16 @@ static bool tag_taken(struct memmgr_file *f, u32 pool, u64 tag)
 	return taken;
 }
 
-/* Make a charged buffer with its pages visible in the file's tables. */
+/*
+ * Give a charged buffer with its pages an mmap range, make it LIVE and put
+ * it in the file's tables.  Nothing sees it before the tables have it but
+ * an evictor, which may take it at once, like any other buffer.
+ */
 static int buf_insert(struct memmgr_file *f, struct memmgr_buffer *buf,
 		      bool pinned)
 {
 	struct memmgr_dev *mm = f->mm;
-	int ret;
+	int ret = 0;
 
 	mutex_lock(&f->lock);
 	if (buf->pool == MEMMGR_POOL_STORAGE &&
@@ -230,15 +294,18 @@ static int buf_insert(struct memmgr_file *f, struct memmgr_buffer *buf,
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	ret = mtree_insert_range(&f->offsets, buf->pgoff,
-				 buf->pgoff + buf->nr_pages - 1, buf,
-				 GFP_KERNEL);
-	if (ret)
-		goto out_unlock;
-	tag_insert_locked(f, buf);
 	spin_lock(&mm->lock);
+	if (mm->next_pgoff + buf->nr_pages - 1 > MEMMGR_PGOFF_MAX) {
+		spin_unlock(&mm->lock);
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	buf->pgoff = mm->next_pgoff;
+	mm->next_pgoff += buf->nr_pages;
 	memmgr_buf_publish_locked(mm, buf, pinned);
 	spin_unlock(&mm->lock);
+	offset_insert_locked(f, buf);
+	tag_insert_locked(f, buf);
 out_unlock:
 	mutex_unlock(&f->lock);
 	return ret;
@@ -259,8 +326,7 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 	struct memmgr_dev *mm = f->mm;
 	bool pinned = !(req->flags & MEMMGR_ALLOC_UNPINNED);
 	struct memmgr_buffer *buf;
-	LIST_HEAD(victims);
-	u64 pages, pgoff;
+	u64 pages;
 	int ret;
 
 	/* A size that overflows when rounded is larger than any pool. */
@@ -273,29 +339,24 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		return -ENOMEM;
 
 	ret = memmgr_request(f, req->pool, req->tag, pages, req->timeout_ms,
-			     nonblock, &victims);
+			     nonblock);
 	if (ret)
 		goto out_put;
-	memmgr_victims_reclaim(mm, &victims);
+	/* Not enough pages back yet: revoke what was evicted now. */
+	if (READ_ONCE(mm->buddy.free_pages) < pages)
+		memmgr_reclaim_kick(mm);
 	memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
-
-	pgoff = atomic64_fetch_add(pages, &mm->next_pgoff);
-	if (pgoff + pages - 1 > MEMMGR_PGOFF_MAX) {
-		ret = -ENOSPC;
-		goto out_free;
-	}
-	buf->pgoff = pgoff;
 	ret = buf_insert(f, buf, pinned);
 	if (ret)
 		goto out_free;
 
-	req->handle = pgoff + 1;
-	req->offset = pgoff << PAGE_SHIFT;
+	req->handle = buf->pgoff + 1;
+	req->offset = buf->pgoff << PAGE_SHIFT;
 	req->granted = pages << PAGE_SHIFT;
 	return 0;
 
 out_free:
-	memmgr_buddy_free(&mm->buddy, &buf->blocks);
+	memmgr_buddy_free(&mm->buddy, &buf->blocks, false);
 	memmgr_charge_undo(f, req->pool, req->tag, pages);
 out_put:
 	memmgr_buf_put(buf);
@@ -364,6 +425,9 @@ int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 	spin_unlock(&mm->lock);
 out_unlock:
 	mutex_unlock(&f->lock);
+	/* Told it was evicted: its mappings are gone by then. */
+	if (ret == -ESTALE)
+		memmgr_reclaim_flush(mm);
 	return ret;
 }
 
@@ -397,6 +461,9 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 	req->size = buf->nr_pages << PAGE_SHIFT;
 out_unlock:
 	mutex_unlock(&f->lock);
+	/* Told it was evicted: its mappings are gone by then. */
+	if (ret == -ESTALE)
+		memmgr_reclaim_flush(mm);
 	return ret;
 }
 
@@ -433,7 +500,7 @@ int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
  * memmgr_buf_page() - one page of a live buffer, for in-kernel clients
  * @f:		the client
  * @handle:	one of its buffers
- * @index:	a page index in it
+ * @index:	a page index in it; zeroed first if its last owner wrote it
  *
  * Return: the page, or NULL.
  */
@@ -452,6 +519,7 @@ struct page *memmgr_buf_page(struct memmgr_file *f, u64 handle, u64 index)
 
 		if (index < n) {
 			page = head + index;
+			memmgr_page_expose(page);
 			break;
 		}
 		index -= n;
@@ -468,13 +536,13 @@ out_unlock:
 void memmgr_file_free_all(struct memmgr_file *f)
 {
 	struct memmgr_buffer *buf, *next;
-	unsigned long index = 0;
 	LIST_HEAD(dead);
 
 	mutex_lock(&f->lock);
-	mt_for_each(&f->offsets, buf, index, ULONG_MAX)
+	rbtree_postorder_for_each_entry_safe(buf, next, &f->offsets,
+					     offset_node)
 		list_add_tail(&buf->free_node, &dead);
-	mtree_destroy(&f->offsets);
+	f->offsets = RB_ROOT;
 	f->tags = RB_ROOT;
 	mutex_unlock(&f->lock);
 
@@ -482,4 +550,7 @@ void memmgr_file_free_all(struct memmgr_file *f)
 		list_del(&buf->free_node);
 		buf_kill(f, buf, false);
 	}
+	if (f->spare_buf)
+		kmem_cache_free(memmgr_buf_cache, f->spare_buf);
+	f->spare_buf = NULL;
 }

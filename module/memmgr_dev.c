@@ -177,7 +177,7 @@ void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
 	f->pid = task_tgid_vnr(current);
 	get_task_comm(f->comm, current);
 	mutex_init(&f->lock);
-	mt_init(&f->offsets);
+	f->offsets = RB_ROOT;
 	f->tags = RB_ROOT;
 	INIT_LIST_HEAD(&f->evicted);
 	f->execids = RB_ROOT;
@@ -196,8 +196,7 @@ void memmgr_file_exit(struct memmgr_file *f)
 	struct memmgr_dev *mm = f->mm;
 
 	memmgr_file_free_all(f);
-	WARN_ON_ONCE(!RB_EMPTY_ROOT(&f->execids));
-	kfree(f->spare_execid);
+	memmgr_execids_exit(f);
 	mutex_lock(&mm->files_lock);
 	list_del(&f->node);
 	mutex_unlock(&mm->files_lock);

@@ -6,7 +6,9 @@
  * execution memory or has a request in flight (being decided or held).
  * Each active id has a struct memmgr_execid in its file's tree; the count
  * of them, over all files, is N in the fair-share rules of
- * memmgr_policy.c.  Everything here runs under memmgr_dev.lock.
+ * memmgr_policy.c.  The tree may also hold the file's one idle node
+ * (memmgr_file.idle_execid), which N does not count.  Everything here runs
+ * under memmgr_dev.lock, but for a closed file's last clean-up.
  */
 #include <linux/slab.h>
 
@@ -30,78 +32,116 @@ static struct memmgr_execid *execid_find_locked(struct memmgr_file *f,
 }
 
 /**
- * memmgr_execid_spare() - a zeroed node for a new exec id
- * @f: the file
+ * memmgr_execid_refill() - give the file a node for a new exec id
+ * @f: the file, whose memmgr_execid_get_locked() found no node to use
  *
- * The file keeps one node from its last exec id that went idle, so a
- * request of an exec id that comes and goes does not allocate.
+ * The file keeps one node that is not active: the last exec id that went
+ * idle, left in its tree so that the id's next request finds it (an exec
+ * id that comes and goes costs no tree insertion), and otherwise the node
+ * for the next new exec id.  This gives it one when it has none.
  *
- * Context: process context, may sleep.
- * Return: the node, or NULL when memory is short.
+ * Context: process context, may sleep; takes memmgr_dev.lock.
+ * Return: 0 or -ENOMEM.
  */
-struct memmgr_execid *memmgr_execid_spare(struct memmgr_file *f)
+int memmgr_execid_refill(struct memmgr_file *f)
 {
-	struct memmgr_execid *id = xchg(&f->spare_execid, NULL);
+	struct memmgr_execid *id = kzalloc(sizeof(*id), GFP_KERNEL);
 
-	return id ? id : kzalloc(sizeof(*id), GFP_KERNEL);
+	if (!id)
+		return -ENOMEM;
+	RB_CLEAR_NODE(&id->node);
+	spin_lock(&f->mm->lock);
+	if (!f->idle_execid)
+		swap(f->idle_execid, id);
+	spin_unlock(&f->mm->lock);
+	kfree(id);
+	return 0;
 }
 
-/* Keep @id (zeroed, unused) as the file's spare node, or free it. */
-void memmgr_execid_keep(struct memmgr_file *f, struct memmgr_execid *id)
+/* Take the file's idle node out of the tree if it is there. */
+static struct memmgr_execid *execid_unlink_idle(struct memmgr_file *f)
 {
-	if (id && cmpxchg(&f->spare_execid, NULL, id))
-		kfree(id);
+	struct memmgr_execid *id = f->idle_execid;
+
+	if (id && !RB_EMPTY_NODE(&id->node)) {
+		rb_erase(&id->node, &f->execids);
+		RB_CLEAR_NODE(&id->node);
+	}
+	return id;
 }
 
-/* Forget an exec id that holds nothing and asks for nothing. */
-static void execid_maybe_free_locked(struct memmgr_file *f,
+/* An exec id that holds nothing and asks for nothing is no longer active. */
+static void execid_maybe_idle_locked(struct memmgr_file *f,
 				     struct memmgr_execid *id)
 {
 	if (id->pages || id->requests)
 		return;
-	rb_erase(&id->node, &f->execids);
 	f->mm->nr_execids--;
-	memset(id, 0, sizeof(*id));
-	memmgr_execid_keep(f, id);
+	/* The file keeps the newest idle node, in the tree. */
+	kfree(execid_unlink_idle(f));
+	f->idle_execid = id;
+}
+
+static void execid_insert_locked(struct memmgr_file *f,
+				 struct memmgr_execid *new)
+{
+	struct rb_node **link = &f->execids.rb_node, *parent = NULL;
+
+	while (*link) {
+		struct memmgr_execid *id = rb_entry(*link, struct memmgr_execid,
+						    node);
+
+		parent = *link;
+		link = new->tag < id->tag ? &parent->rb_left :
+					    &parent->rb_right;
+	}
+	rb_link_node(&new->node, parent, link);
+	rb_insert_color(&new->node, &f->execids);
 }
 
 /**
  * memmgr_execid_get_locked() - an exec id starts a request
  * @f:		its file
  * @tag:	the exec id
- * @spare:	a zeroed allocation, used (and set to NULL) if the id is new
  *
- * Return: the id, active until memmgr_execid_put_locked().
+ * Return: the id, active until memmgr_execid_put_locked(); NULL when it
+ * is new and the file has no node for it (see memmgr_execid_refill()).
  */
-struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag,
-					       struct memmgr_execid **spare)
+struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag)
 {
-	struct rb_node **link = &f->execids.rb_node, *parent = NULL;
 	struct memmgr_execid *id = execid_find_locked(f, tag);
 
 	if (!id) {
-		while (*link) {
-			parent = *link;
-			id = rb_entry(parent, struct memmgr_execid, node);
-			link = tag < id->tag ? &parent->rb_left :
-					       &parent->rb_right;
-		}
-		id = *spare;
-		*spare = NULL;
+		id = execid_unlink_idle(f);
+		if (!id)
+			return NULL;
 		id->tag = tag;
-		rb_link_node(&id->node, parent, link);
-		rb_insert_color(&id->node, &f->execids);
+		execid_insert_locked(f, id);
+	}
+	if (id == f->idle_execid) {
+		f->idle_execid = NULL;
 		f->mm->nr_execids++;
 	}
 	id->requests++;
 	return id;
 }
 
+/**
+ * memmgr_execids_exit() - free a closed file's exec id nodes
+ * @f: the file; all its memory is freed, so no exec id is active
+ */
+void memmgr_execids_exit(struct memmgr_file *f)
+{
+	kfree(execid_unlink_idle(f));
+	f->idle_execid = NULL;
+	WARN_ON_ONCE(!RB_EMPTY_ROOT(&f->execids));
+}
+
 /* The request of memmgr_execid_get_locked() is over. */
 void memmgr_execid_put_locked(struct memmgr_file *f, struct memmgr_execid *id)
 {
 	id->requests--;
-	execid_maybe_free_locked(f, id);
+	execid_maybe_idle_locked(f, id);
 }
 
 /**
@@ -117,5 +157,5 @@ void memmgr_execid_uncharge_locked(struct memmgr_file *f, u64 tag, u64 pages)
 	if (WARN_ON_ONCE(!id || id->pages < pages))
 		return;
 	id->pages -= pages;
-	execid_maybe_free_locked(f, id);
+	execid_maybe_idle_locked(f, id);
 }

@@ -24,7 +24,17 @@ static unsigned long count_free(struct memmgr_buddy *b)
 
 	for (order = 0; order <= MEMMGR_MAX_ORDER; order++)
 		pages += b->nr_free[order] << order;
-	return pages;
+	return pages + b->nr_quick;
+}
+
+static unsigned long count_blocks(struct list_head *blocks)
+{
+	unsigned long n = 0;
+	struct page *head;
+
+	list_for_each_entry(head, blocks, lru)
+		n++;
+	return n;
 }
 
 static unsigned long chain_pages(struct list_head *blocks)
@@ -81,7 +91,7 @@ static void buddy_alloc_exact(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, orders[0], 2U);
 	KUNIT_EXPECT_EQ(test, orders[1], 1U);
 	KUNIT_EXPECT_EQ(test, orders[2], 0U);
-	memmgr_buddy_free(b, &blocks);
+	memmgr_buddy_free(b, &blocks, false);
 	KUNIT_EXPECT_TRUE(test, list_empty(&blocks));
 	KUNIT_EXPECT_EQ(test, b->free_pages, RESERVE_PAGES);
 }
@@ -102,9 +112,52 @@ static void buddy_coalesce(struct kunit *test)
 	}
 	KUNIT_EXPECT_EQ(test, b->free_pages, 0);
 	KUNIT_EXPECT_EQ(test, chain_pages(&all), RESERVE_PAGES);
-	memmgr_buddy_free(b, &all);
+	memmgr_buddy_free(b, &all, false);
+	/* The first MEMMGR_QUICK_MAX single pages wait unmerged. */
+	KUNIT_EXPECT_EQ(test, b->nr_quick,
+			min_t(unsigned long, RESERVE_PAGES, MEMMGR_QUICK_MAX));
+	KUNIT_EXPECT_EQ(test, b->free_pages, RESERVE_PAGES);
+	spin_lock(&b->lock);
+	quick_drain_locked(b);
+	spin_unlock(&b->lock);
+	KUNIT_EXPECT_EQ(test, b->nr_quick, 0);
 	for (i = 0; i <= MEMMGR_MAX_ORDER; i++)
 		KUNIT_EXPECT_EQ(test, b->nr_free[i], before[i]);
+}
+
+/*
+ * Single pages come from the quick list, newest first; a request larger
+ * than any free block merges the quick list before falling back to
+ * smaller blocks, so it gets the reserve's own blocks.
+ */
+static void buddy_quick(struct kunit *test)
+{
+	struct memmgr_buddy *b = test->priv;
+	unsigned long blocks = 0;
+	struct page *last, *again;
+	LIST_HEAD(one);
+	LIST_HEAD(all);
+	unsigned int i;
+
+	for (i = 0; i <= MEMMGR_MAX_ORDER; i++)
+		blocks += b->nr_free[i];
+	for (i = 0; i < RESERVE_PAGES; i++) {
+		memmgr_buddy_alloc(b, 1, &one);
+		list_splice_tail_init(&one, &all);
+	}
+	last = list_last_entry(&all, struct page, lru);
+	memmgr_buddy_free(b, &all, false);
+	KUNIT_ASSERT_GT(test, b->nr_quick, 0);
+	memmgr_buddy_alloc(b, 1, &one);
+	again = list_first_entry(&one, struct page, lru);
+	KUNIT_EXPECT_PTR_EQ(test, again, last);
+	memmgr_buddy_free(b, &one, false);
+
+	memmgr_buddy_alloc(b, RESERVE_PAGES, &all);
+	KUNIT_EXPECT_EQ(test, b->nr_quick, 0);
+	KUNIT_EXPECT_EQ(test, chain_pages(&all), RESERVE_PAGES);
+	KUNIT_EXPECT_EQ(test, count_blocks(&all), blocks);
+	memmgr_buddy_free(b, &all, false);
 }
 
 /* With only single free pages left, a larger request still succeeds. */
@@ -119,62 +172,88 @@ static void buddy_fragmented(struct kunit *test)
 
 	memmgr_buddy_alloc(b, RESERVE_PAGES, &all);
 	/* Split into single pages by freeing every other page's block. */
-	memmgr_buddy_free(b, &all);
+	memmgr_buddy_free(b, &all, false);
 	for (i = 0; i < RESERVE_PAGES; i++) {
 		LIST_HEAD(one);
 
 		memmgr_buddy_alloc(b, 1, &one);
 		list_splice_tail_init(&one, i % 2 ? &odd : &all);
 	}
-	memmgr_buddy_free(b, &odd);
+	memmgr_buddy_free(b, &odd, false);
 	KUNIT_EXPECT_EQ(test, b->free_pages, RESERVE_PAGES / 2);
-	KUNIT_EXPECT_EQ(test, b->nr_free[0], RESERVE_PAGES / 2);
+	KUNIT_EXPECT_EQ(test, b->nr_free[0] + b->nr_quick, RESERVE_PAGES / 2);
 	memmgr_buddy_alloc(b, 5, &got);
 	KUNIT_EXPECT_EQ(test, chain_pages(&got), 5);
 	i = 0;
 	list_for_each_entry_safe(head, next, &got, lru)
 		KUNIT_EXPECT_EQ(test, memmgr_block_order(head), 0U);
-	memmgr_buddy_free(b, &got);
-	memmgr_buddy_free(b, &all);
+	memmgr_buddy_free(b, &got, false);
+	memmgr_buddy_free(b, &all, false);
 	KUNIT_EXPECT_EQ(test, b->free_pages, RESERVE_PAGES);
 }
 
-/* Pages come back zeroed. */
+static void fill_chain(struct list_head *blocks, int byte)
+{
+	struct page *head;
+	u8 *p;
+
+	list_for_each_entry(head, blocks, lru) {
+		unsigned int i, n = 1U << memmgr_block_order(head);
+
+		for (i = 0; i < n; i++) {
+			p = kmap_local_page(head + i);
+			memset(p, byte, PAGE_SIZE);
+			kunmap_local(p);
+		}
+	}
+}
+
+/* Pages of the chain that read as @byte throughout, exposed first. */
+static unsigned long expose_and_count(struct list_head *blocks, int byte)
+{
+	unsigned long same = 0;
+	struct page *head;
+	u8 *p;
+
+	list_for_each_entry(head, blocks, lru) {
+		unsigned int i, n = 1U << memmgr_block_order(head);
+
+		for (i = 0; i < n; i++) {
+			memmgr_page_expose(head + i);
+			p = kmap_local_page(head + i);
+			same += !memchr_inv(p, byte, PAGE_SIZE);
+			kunmap_local(p);
+		}
+	}
+	return same;
+}
+
+/*
+ * Written pages come back stale and read as zeros once exposed; exposing
+ * again within one allocation keeps what its owner wrote.
+ */
 static void buddy_zeroes(struct kunit *test)
 {
 	struct memmgr_buddy *b = test->priv;
 	LIST_HEAD(blocks);
-	struct page *head;
-	u8 *p;
 
 	memmgr_buddy_alloc(b, RESERVE_PAGES, &blocks);
-	list_for_each_entry(head, &blocks, lru) {
-		unsigned int i, n = 1U << memmgr_block_order(head);
-
-		for (i = 0; i < n; i++) {
-			p = kmap_local_page(head + i);
-			memset(p, 0xa5, PAGE_SIZE);
-			kunmap_local(p);
-		}
-	}
-	memmgr_buddy_free(b, &blocks);
+	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0), RESERVE_PAGES);
+	fill_chain(&blocks, 0xa5);
+	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0xa5), RESERVE_PAGES);
+	memmgr_buddy_free(b, &blocks, true);
 	memmgr_buddy_alloc(b, RESERVE_PAGES, &blocks);
-	list_for_each_entry(head, &blocks, lru) {
-		unsigned int i, n = 1U << memmgr_block_order(head);
-
-		for (i = 0; i < n; i++) {
-			p = kmap_local_page(head + i);
-			KUNIT_EXPECT_TRUE(test, !memchr_inv(p, 0, PAGE_SIZE));
-			kunmap_local(p);
-		}
-	}
-	memmgr_buddy_free(b, &blocks);
+	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0), RESERVE_PAGES);
+	fill_chain(&blocks, 0x5a);
+	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0x5a), RESERVE_PAGES);
+	memmgr_buddy_free(b, &blocks, true);
 }
 
 static struct kunit_case buddy_cases[] = {
 	KUNIT_CASE(buddy_reserve_counts),
 	KUNIT_CASE(buddy_alloc_exact),
 	KUNIT_CASE(buddy_coalesce),
+	KUNIT_CASE(buddy_quick),
 	KUNIT_CASE(buddy_fragmented),
 	KUNIT_CASE(buddy_zeroes),
 	{}

@@ -150,7 +150,8 @@ static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++)
 		INIT_LIST_HEAD(&mm->waiters[pool]);
 	INIT_LIST_HEAD(&mm->lru);
-	atomic64_set(&mm->next_pgoff, 0);
+	INIT_LIST_HEAD(&mm->reclaim);
+	INIT_DELAYED_WORK(&mm->reclaim_work, memmgr_reclaim_work);
 	/* Every storage buffer has a page at least. */
 	mm->evictable = kvcalloc(pages, sizeof(*mm->evictable), GFP_KERNEL);
 	if (!mm->evictable)
@@ -243,6 +244,8 @@ static void __exit memmgr_exit(void)
 	misc_deregister(&mm->misc);
 	memmgr_debugfs_exit(mm);
 	memmgr_sysfs_exit(mm);
+	/* Evictions of files closed since may still give pages back. */
+	memmgr_reclaim_flush(mm);
 	memmgr_buddy_release(&mm->buddy);
 	memmgr_buf_cache_destroy();
 	kvfree(mm->evictable);

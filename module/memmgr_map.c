@@ -31,7 +31,11 @@ static void memmgr_vm_close(struct vm_area_struct *vma)
 	memmgr_buf_put(vma->vm_private_data);
 }
 
-/* Map every page of the buffer that the VMA covers. */
+/*
+ * Map every page of the buffer that the VMA covers, zeroing those an
+ * earlier owner wrote (the pages are the buffer's until it leaves LIVE,
+ * and map_lock serialises the faults that expose them).
+ */
 static vm_fault_t map_vma(struct vm_area_struct *vma, struct memmgr_buffer *buf)
 {
 	u64 first = vma->vm_pgoff - buf->pgoff;
@@ -46,10 +50,11 @@ static vm_fault_t map_vma(struct vm_area_struct *vma, struct memmgr_buffer *buf)
 		for (; i < min(end, idx + n); i++) {
 			unsigned long addr = vma->vm_start +
 					     ((i - first) << PAGE_SHIFT);
+			struct page *page = head + (i - idx);
 			vm_fault_t ret;
 
-			ret = vmf_insert_pfn(vma, addr,
-					     page_to_pfn(head) + (i - idx));
+			memmgr_page_expose(page);
+			ret = vmf_insert_pfn(vma, addr, page_to_pfn(page));
 			if (ret != VM_FAULT_NOPAGE)
 				return ret;
 		}
@@ -67,10 +72,10 @@ static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 
 	mutex_lock(&buf->map_lock);
-	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE) {
-		buf->mapped = true;
+	WRITE_ONCE(buf->mapped, true);
+	smp_mb();	/* mapped, then the state; pairs with memmgr_buf_revoke() */
+	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
 		ret = map_vma(vma, buf);
-	}
 	mutex_unlock(&buf->map_lock);
 	return ret;
 }
@@ -118,19 +123,25 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 /**
  * memmgr_buf_revoke() - unmap a buffer from every process
  * @buf:	the buffer, no longer LIVE
- * @filp:	its file, whose mapping holds the buffer's VMAs
+ * @mapping:	its file's mapping, which holds the buffer's VMAs
  *
  * A buffer no fault ever mapped has no page tables to clear: only the
  * fault handler maps pages, and it will not for a buffer that left LIVE.
+ * The fault handler sets @mapped before it reads the state and this reads
+ * @mapped after the state changed, each with a full barrier between: so
+ * either this sees @mapped, or the fault sees the buffer is not LIVE.
+ * Taking map_lock then waits for a fault that is mapping pages right now.
  *
  * Context: process context, may sleep.
  */
-void memmgr_buf_revoke(struct memmgr_buffer *buf, struct file *filp)
+void memmgr_buf_revoke(struct memmgr_buffer *buf,
+		       struct address_space *mapping)
 {
+	smp_mb();	/* the state (set by the caller), then mapped */
+	if (!READ_ONCE(buf->mapped))
+		return;
 	mutex_lock(&buf->map_lock);
-	if (buf->mapped)
-		unmap_mapping_range(filp->f_mapping,
-				    (loff_t)buf->pgoff << PAGE_SHIFT,
-				    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
+	unmap_mapping_range(mapping, (loff_t)buf->pgoff << PAGE_SHIFT,
+			    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
 	mutex_unlock(&buf->map_lock);
 }

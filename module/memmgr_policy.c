@@ -36,24 +36,6 @@ void memmgr_policy_init(struct memmgr_policy *p, u64 total_pages,
 				     p->quota[MEMMGR_POOL_STORAGE];
 }
 
-/**
- * memmgr_size_to_pages() - round a request up to whole pages
- * @size:	bytes
- * @page_shift:	log2 of the page size
- * @pages:	out: the number of pages
- *
- * Return: false when @size is 0 or rounding it up overflows.
- */
-bool memmgr_size_to_pages(u64 size, unsigned int page_shift, u64 *pages)
-{
-	u64 mask = ((u64)1 << page_shift) - 1;
-
-	if (!size || size > ~(u64)0 - mask)
-		return false;
-	*pages = (size + mask) >> page_shift;
-	return true;
-}
-
 /* F: pages neither pool uses. */
 u64 memmgr_policy_free(const struct memmgr_policy *p)
 {
@@ -167,16 +149,4 @@ bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
 			     u64 nr_ids)
 {
 	return held < memmgr_policy_exec_capacity(p) / (2 * nr_ids);
-}
-
-void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
-			  u64 pages)
-{
-	p->used[pool] += pages;
-}
-
-void memmgr_policy_uncharge(struct memmgr_policy *p, unsigned int pool,
-			    u64 pages)
-{
-	p->used[pool] -= pages;
 }

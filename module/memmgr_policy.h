@@ -46,7 +46,6 @@ struct memmgr_policy {
 
 void memmgr_policy_init(struct memmgr_policy *p, u64 total_pages,
 			unsigned int storage_pct);
-bool memmgr_size_to_pages(u64 size, unsigned int page_shift, u64 *pages);
 u64 memmgr_policy_free(const struct memmgr_policy *p);
 u64 memmgr_policy_borrowed(const struct memmgr_policy *p, unsigned int pool);
 u64 memmgr_policy_limit(const struct memmgr_policy *p, unsigned int pool);
@@ -60,9 +59,36 @@ bool memmgr_policy_fair(const struct memmgr_policy *p, u64 held, u64 pages,
 			u64 nr_ids);
 bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
 			     u64 nr_ids);
-void memmgr_policy_charge(struct memmgr_policy *p, unsigned int pool,
-			  u64 pages);
-void memmgr_policy_uncharge(struct memmgr_policy *p, unsigned int pool,
-			    u64 pages);
+
+/**
+ * memmgr_size_to_pages() - round a request up to whole pages
+ * @size:	bytes
+ * @page_shift:	log2 of the page size
+ * @pages:	out: the number of pages
+ *
+ * Return: false when @size is 0 or rounding it up overflows.
+ */
+static inline bool memmgr_size_to_pages(u64 size, unsigned int page_shift,
+					u64 *pages)
+{
+	u64 mask = ((u64)1 << page_shift) - 1;
+
+	if (!size || size > ~(u64)0 - mask)
+		return false;
+	*pages = (size + mask) >> page_shift;
+	return true;
+}
+
+static inline void memmgr_policy_charge(struct memmgr_policy *p,
+					unsigned int pool, u64 pages)
+{
+	p->used[pool] += pages;
+}
+
+static inline void memmgr_policy_uncharge(struct memmgr_policy *p,
+					  unsigned int pool, u64 pages)
+{
+	p->used[pool] -= pages;
+}
 
 #endif /* _MEMMGR_POLICY_H */

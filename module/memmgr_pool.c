@@ -27,7 +27,6 @@
  * @pool:	MEMMGR_POOL_*
  * @result:	1 while held, then 0 (granted) or a negative errno, set under
  *		memmgr_dev.lock by whoever takes it off the queue
- * @victims:	where a grant puts the buffers evicted for it
  * @id:		its exec id (execution requests), else NULL
  */
 struct memmgr_waiter {
@@ -38,7 +37,6 @@ struct memmgr_waiter {
 	u64 tag;
 	u32 pool;
 	int result;
-	struct list_head *victims;
 	struct memmgr_execid *id;
 };
 
@@ -125,6 +123,9 @@ int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 	}
 	*pending = f->nr_evicted;
 	spin_unlock(&mm->lock);
+	/* Their reclaim was queued with the notice: revoked before told. */
+	if (n)
+		memmgr_reclaim_flush(mm);
 	return n;
 }
 
@@ -144,9 +145,11 @@ static void uncharge_buf_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf
 	mm->stats[buf->pool].frees++;
 }
 
-/* Take one victim out of LIVE and onto @victims, for the caller to reclaim. */
-static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
-			     struct list_head *victims)
+/*
+ * Take one victim out of LIVE and hand it to the reclaim worker, which
+ * revokes its mappings and gives its pages back (memmgr_reclaim_work()).
+ */
+static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 {
 	struct file *filp = buf->file->filp;	/* NULL: in-kernel */
 
@@ -157,8 +160,19 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
 	trace_memmgr_evict(MEMMGR_POOL_STORAGE, buf->tag,
 			   buf->nr_pages << PAGE_SHIFT, 0);
 	kref_get(&buf->ref);
-	buf->evict_filp = filp && get_file_rcu(filp) ? filp : NULL;
-	list_add_tail(&buf->evict_node, victims);
+	if (filp) {
+		/* Its i_mapping is the file's mapping, for a char device. */
+		buf->evict_inode = filp->f_mapping->host;
+		ihold(buf->evict_inode);
+	}
+	list_add_tail(&buf->evict_node, &mm->reclaim);
+	/*
+	 * Under the lock, so whoever sees the eviction can flush the work.
+	 * Victims are revoked in batches, a tick later at most: sooner when
+	 * an allocation is short of pages or an owner is told of one.
+	 */
+	queue_delayed_work(system_unbound_wq, &mm->reclaim_work,
+			   MEMMGR_RECLAIM_DELAY);
 }
 
 /*
@@ -211,8 +225,7 @@ static bool select_above_floor_locked(struct memmgr_dev *mm, u64 need,
  * memmgr_victims_reclaim().  Return false, evicting nothing, when the
  * floor leaves too few.
  */
-static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor,
-			 struct list_head *victims)
+static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor)
 {
 	struct memmgr_buffer *buf, *next;
 	LIST_HEAD(picked);
@@ -223,14 +236,14 @@ static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor,
 			return false;
 		list_for_each_entry_safe(buf, next, &picked, evict_node) {
 			list_del(&buf->evict_node);
-			evict_one_locked(mm, buf, victims);
+			evict_one_locked(mm, buf);
 		}
 		return true;
 	}
 	while (need && !WARN_ON_ONCE(!mm->nr_evictable)) {
 		buf = victim_locked(mm);
 		need = need > buf->nr_pages ? need - buf->nr_pages : 0;
-		evict_one_locked(mm, buf, victims);
+		evict_one_locked(mm, buf);
 	}
 	return true;
 }
@@ -249,8 +262,7 @@ static u64 req_bytes(u64 pages)
 static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 					    struct memmgr_file *f, u32 pool,
 					    u64 tag, u64 pages,
-					    struct memmgr_execid *id,
-					    struct list_head *victims)
+					    struct memmgr_execid *id)
 {
 	struct memmgr_counters *st = &mm->stats[pool];
 	enum memmgr_verdict v;
@@ -264,8 +276,7 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 	v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
 	if (v == MEMMGR_EVICT &&
 	    !evict_locked(mm, evict,
-			  memmgr_policy_evict_floor(&mm->policy, pool),
-			  victims))
+			  memmgr_policy_evict_floor(&mm->policy, pool)))
 		v = MEMMGR_WAIT;
 	if (v != MEMMGR_GRANT && v != MEMMGR_EVICT)
 		return v;
@@ -294,6 +305,8 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 	unsigned int pool;
 
 	lockdep_assert_held(&mm->lock);
+	if (!mm->nr_waiters)
+		return;
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++) {
 		struct memmgr_waiter *w, *next;
 
@@ -301,7 +314,7 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 			enum memmgr_verdict v;
 
 			v = try_grant_locked(mm, w->file, pool, w->tag,
-					     w->pages, w->id, w->victims);
+					     w->pages, w->id);
 			if (v == MEMMGR_WAIT)
 				break;
 			if (v == MEMMGR_OVER_SHARE)
@@ -347,7 +360,8 @@ static long timeout_jiffies(s64 timeout_ms)
 {
 	if (timeout_ms == MEMMGR_WAIT_FOREVER)
 		return MAX_SCHEDULE_TIMEOUT;
-	return msecs_to_jiffies(min_t(s64, timeout_ms, UINT_MAX));
+	/* One more: the first tick may be all but over already. */
+	return msecs_to_jiffies(min_t(s64, timeout_ms, UINT_MAX)) + 1;
 }
 
 /* Sleep until @w is taken off its queue, a signal or the timeout. */
@@ -383,35 +397,37 @@ static int wait_for_grant(struct memmgr_waiter *w, s64 timeout_ms)
  * @timeout_ms:	0, a positive number of milliseconds, or
  *		MEMMGR_WAIT_FOREVER
  * @nonblock:	the file is O_NONBLOCK: never hold
- * @victims:	out: storage buffers evicted to make room, for the caller
- *		to pass to memmgr_victims_reclaim() before it takes pages
+ *
+ * Storage evicted to make room is uncharged at once; its pages come back
+ * to the buddy when the reclaim worker has revoked its mappings, and the
+ * caller's memmgr_buddy_alloc() waits for them if it must.
  *
  * Context: process context, may sleep.  Takes memmgr_dev.lock.
  * Return: 0 when charged, -E2BIG, -EAGAIN, -ETIMEDOUT or -EINTR.
  */
 int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
-		   s64 timeout_ms, bool nonblock, struct list_head *victims)
+		   s64 timeout_ms, bool nonblock)
 {
 	struct memmgr_dev *mm = f->mm;
 	struct memmgr_waiter w = {
 		.task = current, .file = f, .pages = pages, .tag = tag,
-		.pool = pool, .result = 1, .victims = victims,
+		.pool = pool, .result = 1,
 	};
-	struct memmgr_execid *spare = NULL;
 	enum memmgr_verdict v;
 	u64 evict = 0;
 	int ret;
 
-	if (pool == MEMMGR_POOL_EXEC) {
-		spare = memmgr_execid_spare(f);
-		if (!spare)
-			return -ENOMEM;
-	}
 	spin_lock(&mm->lock);
-	if (spare)
-		w.id = memmgr_execid_get_locked(f, tag, &spare);
+	while (pool == MEMMGR_POOL_EXEC &&
+	       !(w.id = memmgr_execid_get_locked(f, tag))) {
+		spin_unlock(&mm->lock);
+		ret = memmgr_execid_refill(f);
+		if (ret)
+			return ret;
+		spin_lock(&mm->lock);
+	}
 	if (queue_clear_locked(mm, pool)) {
-		v = try_grant_locked(mm, f, pool, tag, pages, w.id, victims);
+		v = try_grant_locked(mm, f, pool, tag, pages, w.id);
 		if (v == MEMMGR_GRANT || v == MEMMGR_EVICT) {
 			/* Evicting more than needed may let others in. */
 			if (v == MEMMGR_EVICT)
@@ -470,32 +486,67 @@ out_unlock:
 	if (ret)
 		memmgr_wake_locked(mm);
 	spin_unlock(&mm->lock);
-	memmgr_execid_keep(f, spare);
 	return ret;
 }
 
 /**
- * memmgr_victims_reclaim() - revoke evicted buffers and take their pages
- * @mm:		the device
- * @victims:	as memmgr_request() filled it; left empty
+ * memmgr_reclaim_work() - revoke evicted buffers and take their pages
+ * @work:	memmgr_dev.reclaim_work
  *
  * Every mapping of a victim is revoked before its pages go back to the
  * buddy, so a late access gets SIGBUS and never another buffer's data.
+ * An allocation short of pages waits for these (memmgr_buddy_alloc()).
  */
-void memmgr_victims_reclaim(struct memmgr_dev *mm, struct list_head *victims)
+void memmgr_reclaim_work(struct work_struct *work)
 {
+	struct memmgr_dev *mm = container_of(to_delayed_work(work),
+					     struct memmgr_dev, reclaim_work);
 	struct memmgr_buffer *buf, *next;
+	LIST_HEAD(victims);
 
-	list_for_each_entry_safe(buf, next, victims, evict_node) {
+	spin_lock(&mm->lock);
+	list_splice_init(&mm->reclaim, &victims);
+	spin_unlock(&mm->lock);
+
+	list_for_each_entry_safe(buf, next, &victims, evict_node) {
+		bool written = true;	/* in-kernel clients write */
+
 		list_del(&buf->evict_node);
-		if (buf->evict_filp) {
-			memmgr_buf_revoke(buf, buf->evict_filp);
-			fput(buf->evict_filp);
-			buf->evict_filp = NULL;
+		if (buf->evict_inode) {
+			memmgr_buf_revoke(buf, buf->evict_inode->i_mapping);
+			written = READ_ONCE(buf->mapped);
+			iput(buf->evict_inode);
+			buf->evict_inode = NULL;
 		}
-		memmgr_buddy_free(&mm->buddy, &buf->blocks);
+		memmgr_buddy_free(&mm->buddy, &buf->blocks, written);
 		memmgr_buf_put(buf);
+		cond_resched();
 	}
+}
+
+/**
+ * memmgr_reclaim_flush() - wait until every eviction so far is revoked
+ * @mm:	the device
+ *
+ * Called before an owner learns that its buffer was evicted (ESTALE, an
+ * eviction notice), so that by then no mapping of the buffer is left.
+ *
+ * Context: process context, may sleep; no memmgr lock held.
+ */
+void memmgr_reclaim_flush(struct memmgr_dev *mm)
+{
+	flush_delayed_work(&mm->reclaim_work);
+}
+
+/**
+ * memmgr_reclaim_kick() - revoke pending victims now, without waiting
+ * @mm:	the device
+ *
+ * For an allocation about to wait for their pages.
+ */
+void memmgr_reclaim_kick(struct memmgr_dev *mm)
+{
+	mod_delayed_work(system_unbound_wq, &mm->reclaim_work, 0);
 }
 
 /**

@@ -2,8 +2,9 @@
 /*
  * kselftests of libmemmgr, run in a VM against the loaded module: memory
  * of both pools by pointer, lookup and eviction, release by id, small
- * objects packed into chunks, the library's figures against the kernel's,
- * the original design's names, and many threads on one handle.
+ * objects packed into chunks, empty chunks retained (the cap, trim,
+ * release, pressure), the library's figures against the kernel's, the
+ * original design's names, and many threads on one handle.
  *
  * Every figure is worked out here from what the kernel reports of the
  * reserve (total, quotas, page size); the tests need a reserve of at least
@@ -70,6 +71,15 @@ static uintptr_t page_of(const void *p, uint64_t pg)
 	return (uintptr_t)p & ~(uintptr_t)(pg - 1);
 }
 
+/*
+ * The chunk of a size class (a power of two): the larger of a page and 16
+ * objects.  With 4 KiB pages: 4 KiB up to 256 B, then 8, 16, 32, 64 KiB.
+ */
+static uint64_t chunk_of(uint64_t cls, uint64_t pg)
+{
+	return 16 * cls > pg ? 16 * cls : pg;
+}
+
 FIXTURE(lib) {
 	struct memmgr *mm;
 	uint64_t pg;		/* page size */
@@ -90,6 +100,7 @@ FIXTURE(lib) {
 	EXPECT_EQ(0, (st).small_requested);				\
 	EXPECT_EQ(0, (st).small_chunks);				\
 	EXPECT_EQ(0, (st).small_charged);				\
+	EXPECT_EQ(0, (st).small_retained);				\
 	EXPECT_EQ(0, (st).kernel.client_used[ST]);			\
 	EXPECT_EQ(0, (st).kernel.client_used[EX]);			\
 } while (0)
@@ -111,7 +122,9 @@ FIXTURE_SETUP(lib)
 	self->E = st.kernel.pool[EX].quota;
 	ASSERT_EQ(sysconf(_SC_PAGESIZE), self->pg);
 	ASSERT_LE(64 * self->pg, self->T);
-	ASSERT_LE(MEMMGR_SMALL_MAX * 2, self->pg);
+	/* Classes up to a page (chunk_of() knows no other case). */
+	ASSERT_LE(MEMMGR_SMALL_MAX, self->pg);
+	ASSERT_EQ(0, self->pg & (self->pg - 1));
 	/* Each test starts on an idle device and an idle handle. */
 	ASSERT_EQ(0, st.kernel.pool[ST].used);
 	ASSERT_EQ(0, st.kernel.pool[EX].used);
@@ -275,7 +288,11 @@ TEST_F(lib, eviction_notices)
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 }
 
-/* One page of 16-byte objects is exactly one chunk, given back when empty. */
+/*
+ * One page of 16-byte objects is exactly one chunk.  Emptied, it is kept
+ * (retained, still charged by the kernel) and reused before asking the
+ * kernel again; memmgr_trim() gives it back.
+ */
 TEST_F(lib, small_objects_pack_into_one_page)
 {
 	size_t n = self->pg / 16, i, j;
@@ -305,74 +322,133 @@ TEST_F(lib, small_objects_pack_into_one_page)
 	EXPECT_EQ(16 * n, st.small_requested);
 	EXPECT_EQ(1, st.small_chunks);
 	EXPECT_EQ(self->pg, st.small_charged);
+	EXPECT_EQ(0, st.small_retained);
 	EXPECT_EQ(16 * n, st.requested[EX]);
 	EXPECT_EQ(self->pg, st.charged[EX]);
 	EXPECT_EQ(1, st.buffers[EX]);
 
-	/* One more needs a second chunk. */
+	/* One more needs a second chunk; freed, that chunk is retained. */
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, 16, 0, &extra));
 	EXPECT_NE(page_of(obj[0], self->pg), page_of(extra, self->pg));
+	EXPECT_EQ(2 * self->pg, used(self->mm, EX));
+	EXPECT_EQ(2, stats(self->mm).small_chunks);
+	ASSERT_EQ(0, memmgr_free(self->mm, extra));
 	st = stats(self->mm);
 	EXPECT_EQ(2 * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(2 * self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(0, DELTA(st, EX, frees));
 	EXPECT_EQ(2, st.small_chunks);
-	ASSERT_EQ(0, memmgr_free(self->mm, extra));
-	EXPECT_EQ(self->pg, used(self->mm, EX));
+	EXPECT_EQ(2 * self->pg, st.small_charged);
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(2 * self->pg, st.charged[EX]);
+	EXPECT_EQ(2, st.buffers[EX]);
+	EXPECT_EQ(n, st.small_objects);
+	EXPECT_EQ(16 * n, st.small_requested);
 
-	/* Freeing all but one keeps the chunk; the last gives it back. */
+	/* Freeing all: both chunks kept, nothing goes back, nothing live. */
 	for (i = 0, j = n / 2; i < n; i++) {
 		if (i != j)
 			ASSERT_EQ(0, memmgr_free(self->mm, obj[i]));
 	}
 	st = stats(self->mm);
-	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
 	EXPECT_EQ(1, st.small_objects);
 	EXPECT_EQ(16, st.small_requested);
+	EXPECT_EQ(self->pg, st.small_retained);
 	ASSERT_EQ(0, memmgr_free(self->mm, obj[j]));
+	st = stats(self->mm);
+	EXPECT_EQ(2 * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(2 * self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(0, DELTA(st, EX, frees));
+	EXPECT_EQ(0, st.small_objects);
+	EXPECT_EQ(0, st.small_requested);
+	EXPECT_EQ(0, st.requested[EX]);
+	EXPECT_EQ(2, st.small_chunks);
+	EXPECT_EQ(2 * self->pg, st.small_charged);
+	EXPECT_EQ(2 * self->pg, st.small_retained);
+	EXPECT_EQ(2 * self->pg, st.charged[EX]);
+
+	/* Reused before the kernel is asked, and zeroed again. */
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, 16, 0,
+					       (void **)&obj[i]));
+		EXPECT_TRUE(all_bytes(obj[i], 16, 0));
+	}
+	st = stats(self->mm);
+	EXPECT_EQ(2, DELTA(st, EX, allocs));
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(n, st.small_objects);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, memmgr_free(self->mm, obj[i]));
+
+	/* memmgr_trim() gives back every retained chunk, once. */
+	ASSERT_EQ(0, memmgr_trim(self->mm));
 	st = stats(self->mm);
 	EXPECT_EQ(0, st.kernel.pool[EX].used);
 	EXPECT_EQ(2, DELTA(st, EX, frees));
 	EXPECT_LIB_IDLE(st);
+	ASSERT_EQ(0, memmgr_trim(self->mm));
+	EXPECT_EQ(2, DELTA(stats(self->mm), EX, frees));
 	free(obj);
 }
 
 /*
- * Each size class has its own chunks, objects are aligned to their class,
- * and a request just above MEMMGR_SMALL_MAX takes a whole page.
+ * Each size class has its own chunks (chunk_of() bytes), objects are
+ * aligned to their class, and a request just above MEMMGR_SMALL_MAX takes
+ * whole pages.
  */
 TEST_F(lib, size_classes)
 {
+	uint64_t requested = 0, chunks = 0;
 	struct memmgr_lib_stats st;
-	uint64_t requested = 0;
 	size_t c, nr = 0;
 	void *p, *big;
 
+	/* With 4 KiB pages: the sizes the documentation states. */
+	if (self->pg == 4096) {
+		EXPECT_EQ(4096, chunk_of(16, self->pg));
+		EXPECT_EQ(4096, chunk_of(256, self->pg));
+		EXPECT_EQ(8192, chunk_of(512, self->pg));
+		EXPECT_EQ(16384, chunk_of(1024, self->pg));
+		EXPECT_EQ(32768, chunk_of(2048, self->pg));
+		EXPECT_EQ(65536, chunk_of(4096, self->pg));
+	}
 	for (c = MEMMGR_SMALL_MIN; c <= MEMMGR_SMALL_MAX; c *= 2) {
 		size_t size = c / 2 + 1;	/* the smallest of class c */
 
 		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, size, 0, &p));
 		EXPECT_EQ(0, (uintptr_t)p % c);
+		EXPECT_EQ(chunks + chunk_of(c, self->pg), used(self->mm, EX));
 		requested += size;
+		chunks += chunk_of(c, self->pg);
 		nr++;
 	}
-	/* Classes 16..2048: 8 chunks, one page each. */
-	EXPECT_EQ(8, nr);
+	/* Classes 16..4096: 9 chunks; 5 pages, then 2 + 4 + 8 + 16. */
+	EXPECT_EQ(9, nr);
+	if (self->pg == 4096)
+		EXPECT_EQ(35 * self->pg, chunks);
 	st = stats(self->mm);
-	EXPECT_EQ(nr * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(chunks, st.kernel.pool[EX].used);
+	EXPECT_EQ(chunks, st.kernel.client_used[EX]);
+	EXPECT_EQ(nr, DELTA(st, EX, allocs));
 	EXPECT_EQ(nr, st.small_chunks);
 	EXPECT_EQ(nr, st.small_objects);
-	/* 9 + 17 + 33 + 65 + 129 + 257 + 513 + 1025 */
-	EXPECT_EQ(2048, requested);
-	EXPECT_EQ(2048, st.small_requested);
-	EXPECT_EQ(2048, st.requested[EX]);
-	EXPECT_EQ(nr * self->pg, st.small_charged);
+	/* 9 + 17 + 33 + 65 + 129 + 257 + 513 + 1025 + 2049 */
+	EXPECT_EQ(4097, requested);
+	EXPECT_EQ(4097, st.small_requested);
+	EXPECT_EQ(4097, st.requested[EX]);
+	EXPECT_EQ(chunks, st.small_charged);
+	EXPECT_EQ(chunks, st.charged[EX]);
+	EXPECT_EQ(0, st.small_retained);
 
-	/* A page holds pg / 2048 objects of 2048 bytes (one is there). */
-	for (c = 1; c < self->pg / MEMMGR_SMALL_MAX; c++)
+	/* A chunk of the top class holds 16 objects (one is there). */
+	for (c = 1; c < 16; c++)
 		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX,
 					       0, &p));
 	EXPECT_EQ(nr, stats(self->mm).small_chunks);
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX, 0, &p));
 	EXPECT_EQ(nr + 1, stats(self->mm).small_chunks);
+	chunks += chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	EXPECT_EQ(chunks, used(self->mm, EX));
 
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, MEMMGR_SMALL_MAX + 1, 0,
 				       &big));
@@ -380,7 +456,56 @@ TEST_F(lib, size_classes)
 	st = stats(self->mm);
 	EXPECT_EQ(nr + 1, st.small_chunks);
 	EXPECT_EQ(nr + 2, st.buffers[EX]);
-	EXPECT_EQ((nr + 2) * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(chunks + 2 * self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(chunks + 2 * self->pg, st.charged[EX]);
+	EXPECT_EQ(4097 + 16 * MEMMGR_SMALL_MAX + MEMMGR_SMALL_MAX + 1,
+		  st.requested[EX]);
+}
+
+/*
+ * The top class: 16 objects of 4096 bytes in one 64 KiB chunk, one after
+ * the other, page-aligned, zeroed again when reused.
+ */
+TEST_F(lib, top_class_chunk)
+{
+	uint64_t chunk = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	size_t n = chunk / MEMMGR_SMALL_MAX, i;
+	struct memmgr_lib_stats st;
+	unsigned char *obj[16], *more;
+
+	ASSERT_EQ(16, n);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, MEMMGR_SMALL_MAX, 0,
+					       (void **)&obj[i]));
+		EXPECT_EQ(obj[0] + i * MEMMGR_SMALL_MAX, obj[i]);
+		EXPECT_TRUE(all_bytes(obj[i], MEMMGR_SMALL_MAX, 0));
+		memset(obj[i], 0xa5, MEMMGR_SMALL_MAX);
+	}
+	EXPECT_EQ(0, (uintptr_t)obj[0] % self->pg);
+	st = stats(self->mm);
+	EXPECT_EQ(chunk, st.kernel.pool[EX].used);
+	EXPECT_EQ(1, DELTA(st, EX, allocs));
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(chunk, st.small_charged);
+	EXPECT_EQ(16 * MEMMGR_SMALL_MAX, st.small_requested);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, 3000, 0, (void **)&more));
+	EXPECT_EQ(2 * chunk, used(self->mm, EX));
+	EXPECT_EQ(2, DELTA(stats(self->mm), EX, allocs));
+
+	/* Freed and taken again: the same slot, zeroed. */
+	ASSERT_EQ(0, memmgr_free(self->mm, obj[5]));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, obj[5]));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, obj[6] + 16));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, MEMMGR_SMALL_MAX / 2 + 1, 0,
+				       (void **)&obj[5]));
+	EXPECT_EQ(obj[4] + MEMMGR_SMALL_MAX, obj[5]);
+	EXPECT_TRUE(all_bytes(obj[5], MEMMGR_SMALL_MAX, 0));
+	EXPECT_TRUE(all_bytes(obj[6], MEMMGR_SMALL_MAX, 0xa5));
+	st = stats(self->mm);
+	EXPECT_EQ(15 * MEMMGR_SMALL_MAX + MEMMGR_SMALL_MAX / 2 + 1 + 3000,
+		  st.small_requested);
+	EXPECT_EQ(17, st.small_objects);
+	EXPECT_EQ(2 * chunk, st.kernel.pool[EX].used);
 }
 
 /* The library reports bytes asked for against bytes charged. */
@@ -450,6 +575,259 @@ TEST_F(lib, chunks_per_exec_id)
 	EXPECT_EQ(2, stats(self->mm).small_chunks);
 }
 
+/* Allocate @n objects of @size bytes on @exec_id and free them all. */
+static int churn(struct memmgr *mm, uint64_t exec_id, size_t size, size_t n)
+{
+	void **p = calloc(n, sizeof(*p));
+	size_t i;
+	int ret = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (i = 0; i < n && !ret; i++)
+		ret = memmgr_alloc_exec(mm, exec_id, size, 0, &p[i]);
+	while (i--)
+		if (p[i] && memmgr_free(mm, p[i]))
+			ret = -EINVAL;
+	free(p);
+	return ret;
+}
+
+/* The default cap, MEMMGR_RETAIN_DEFAULT: chunks beyond it go back. */
+TEST_F(lib, retain_default_cap)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	uint64_t fit = MEMMGR_RETAIN_DEFAULT / top;
+	struct memmgr_lib_stats st;
+
+	ASSERT_EQ(4 << 20, MEMMGR_RETAIN_DEFAULT);
+	/* One chunk more than the cap holds: the last one emptied goes. */
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, (fit + 1) * 16));
+	st = stats(self->mm);
+	EXPECT_EQ(fit + 1, DELTA(st, EX, allocs));
+	EXPECT_EQ(1, DELTA(st, EX, frees));
+	EXPECT_EQ(fit, st.small_chunks);
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.small_retained);
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.small_charged);
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.charged[EX]);
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.kernel.client_used[EX]);
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.kernel.pool[EX].used);
+	/* Full: a 16-byte chunk goes back at once too. */
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(fit + 2, DELTA(st, EX, allocs));
+	EXPECT_EQ(2, DELTA(st, EX, frees));
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.small_retained);
+	/* The same again: every chunk comes from the retained ones. */
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, fit * 16));
+	st = stats(self->mm);
+	EXPECT_EQ(fit + 2, DELTA(st, EX, allocs));
+	EXPECT_EQ(MEMMGR_RETAIN_DEFAULT, st.kernel.pool[EX].used);
+}
+
+/* A cap of 0: a chunk goes back with its last object, exactly its bytes. */
+TEST_F(lib, retain_zero)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	struct memmgr_lib_stats st;
+	void *a, *b, *c;
+
+	ASSERT_EQ(0, memmgr_set_retain(self->mm, 0));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &a));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &b));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, MEMMGR_SMALL_MAX, 0, &c));
+	EXPECT_EQ(self->pg + top, used(self->mm, EX));
+	ASSERT_EQ(0, memmgr_free(self->mm, a));
+	EXPECT_EQ(self->pg + top, used(self->mm, EX));
+	ASSERT_EQ(0, memmgr_free(self->mm, b));
+	st = stats(self->mm);
+	EXPECT_EQ(top, st.kernel.pool[EX].used);
+	EXPECT_EQ(top, st.kernel.client_used[EX]);
+	EXPECT_EQ(1, DELTA(st, EX, frees));
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(0, st.small_retained);
+	ASSERT_EQ(0, memmgr_free(self->mm, c));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_EQ(2, DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+	/* As before retention: each use asks the kernel again. */
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(4, DELTA(st, EX, allocs));
+	EXPECT_EQ(4, DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+}
+
+/*
+ * A cap of one page: a page-sized chunk fits, a second one or a 64 KiB
+ * one does not.  Lowering the cap gives back the oldest chunks first.
+ */
+TEST_F(lib, retain_small_cap)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	struct memmgr_lib_stats st;
+
+	ASSERT_EQ(0, memmgr_set_retain(self->mm, self->pg));
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, 1));
+	ASSERT_EQ(0, churn(self->mm, 2, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(3, DELTA(st, EX, allocs));
+	EXPECT_EQ(2, DELTA(st, EX, frees));
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(self->pg, st.small_charged);
+	EXPECT_EQ(1, st.small_chunks);
+	/* The one kept is exec 1's: it serves exec 1, not exec 2. */
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	EXPECT_EQ(3, DELTA(stats(self->mm), EX, allocs));
+	ASSERT_EQ(0, churn(self->mm, 2, 16, 1));
+	EXPECT_EQ(4, DELTA(stats(self->mm), EX, allocs));
+
+	/* Three chunks kept (exec 1, 2, 3, in that order), then a cap of 1. */
+	ASSERT_EQ(0, memmgr_set_retain(self->mm, MEMMGR_RETAIN_DEFAULT));
+	ASSERT_EQ(0, churn(self->mm, 2, 16, 1));
+	ASSERT_EQ(0, churn(self->mm, 3, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(6, DELTA(st, EX, allocs));
+	EXPECT_EQ(3, DELTA(st, EX, frees));
+	EXPECT_EQ(3 * self->pg, st.small_retained);
+	ASSERT_EQ(0, memmgr_set_retain(self->mm, self->pg + top - 1));
+	EXPECT_EQ(3 * self->pg, stats(self->mm).small_retained);
+	ASSERT_EQ(0, memmgr_set_retain(self->mm, self->pg));
+	st = stats(self->mm);
+	EXPECT_EQ(5, DELTA(st, EX, frees));
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	/* Exec 3's, the newest, stayed. */
+	ASSERT_EQ(0, churn(self->mm, 3, 16, 1));
+	EXPECT_EQ(6, DELTA(stats(self->mm), EX, allocs));
+	ASSERT_EQ(0, churn(self->mm, 1, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(7, DELTA(st, EX, allocs));
+	EXPECT_EQ(6, DELTA(st, EX, frees));
+	EXPECT_EQ(self->pg, st.small_retained);
+}
+
+/* Releasing an exec id gives back its retained chunks, and only its. */
+TEST_F(lib, release_returns_retained)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg), freed = 1;
+	struct memmgr_lib_stats st;
+	void *live;
+
+	ASSERT_EQ(0, churn(self->mm, 7, 16, 1));
+	ASSERT_EQ(0, churn(self->mm, 7, MEMMGR_SMALL_MAX, 1));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 100, 0, &live));
+	ASSERT_EQ(0, churn(self->mm, 8, 16, 1));
+	st = stats(self->mm);
+	EXPECT_EQ(3 * self->pg + top, st.kernel.pool[EX].used);
+	EXPECT_EQ(2 * self->pg + top, st.small_retained);
+
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 7, &freed));
+	EXPECT_EQ(2 * self->pg + top, freed);
+	st = stats(self->mm);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(0, st.small_objects);
+	EXPECT_EQ(0, st.small_requested);
+	EXPECT_EQ(3, DELTA(st, EX, frees));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, live));
+	/* Also by the original design's name. */
+	EXPECT_EQ(self->pg, memmgr_release_execution_memory(self->mm, 8));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_LIB_IDLE(st);
+}
+
+/*
+ * Pressure: a request the kernel declines gets the handle's retained
+ * chunks back and is made again; one that may wait gives them back first
+ * and is granted without being held.
+ */
+TEST_F(lib, pressure_trims_retained)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	struct memmgr_lib_stats st;
+	void *all, *p, *q;
+
+	/* A retained 64 KiB chunk; everything else taken. */
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, 1));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, self->T - top, 0, &all));
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.free);
+	EXPECT_EQ(top, st.small_retained);
+	/* Whole pages, declined at once: granted after the trim. */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, top, 0, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(1, DELTA(st, EX, declined));
+	EXPECT_EQ(0, DELTA(st, EX, held));
+	EXPECT_EQ(1, DELTA(st, EX, frees));
+	EXPECT_EQ(0, st.small_retained);
+	EXPECT_EQ(0, st.small_chunks);
+	EXPECT_EQ(self->T, st.kernel.pool[EX].used);
+	EXPECT_EQ(self->T, st.charged[EX]);
+
+	/* A new chunk, declined at once: the same for a small object. */
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, 1));
+	EXPECT_EQ(0, stats(self->mm).kernel.free);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 4, 2000, 0, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(2, DELTA(st, EX, declined));
+	EXPECT_EQ(3, DELTA(st, EX, frees));
+	EXPECT_EQ(0, st.small_retained);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(self->T - top + chunk_of(2048, self->pg),
+		  st.kernel.pool[EX].used);
+
+	/* A request that may wait trims first: never declined nor held. */
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(chunk_of(2048, self->pg), stats(self->mm).small_retained);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 5, top, 50, &q));
+	st = stats(self->mm);
+	EXPECT_EQ(2, DELTA(st, EX, declined));
+	EXPECT_EQ(0, DELTA(st, EX, held));
+	EXPECT_EQ(0, st.small_retained);
+	EXPECT_EQ(0, st.small_chunks);
+	EXPECT_EQ(self->T, st.kernel.pool[EX].used);
+	/* Nothing retained: declined as before. */
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 4, 16, 0, &p));
+	EXPECT_EQ(3, DELTA(stats(self->mm), EX, declined));
+}
+
+/* Only the handle's own retained chunks go back under pressure. */
+TEST_F(lib, pressure_spares_other_handles)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	struct memmgr_lib_stats st;
+	struct memmgr *mm2;
+	void *all, *p;
+
+	ASSERT_EQ(0, memmgr_open(&mm2, 0));
+	ASSERT_EQ(0, churn(mm2, 1, MEMMGR_SMALL_MAX, 1));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, self->T - top, 0, &all));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 3, top, 0, &p));
+	EXPECT_EQ(-ETIMEDOUT, memmgr_alloc_exec(self->mm, 3, top, 20, &p));
+	st = stats(mm2);
+	EXPECT_EQ(top, st.small_retained);
+	EXPECT_EQ(top, st.kernel.client_used[EX]);
+	EXPECT_EQ(0, st.kernel.free);
+	/* Once mm2 trims, the request is granted. */
+	ASSERT_EQ(0, memmgr_trim(mm2));
+	EXPECT_EQ(0, stats(mm2).kernel.client_used[EX]);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 3, top, 0, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(self->T, st.kernel.client_used[EX]);
+	/* The kernel counts a timed-out request as held and declined. */
+	EXPECT_EQ(2, DELTA(st, EX, declined));
+	EXPECT_EQ(1, DELTA(st, EX, held));
+	memmgr_close(mm2);
+}
+
 /* Releasing an exec id frees its buffers and its small objects' chunks. */
 TEST_F(lib, release_exec)
 {
@@ -468,11 +846,12 @@ TEST_F(lib, release_exec)
 				       &big7));
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 7, 3 * self->pg, 0, &huge7));
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 8, 16, 0, &p8));
-	/* exec 7: a 16-byte chunk, a 512-byte chunk, 1 page, 3 pages. */
-	EXPECT_EQ(7 * self->pg, used(self->mm, EX));
+	/* exec 7: a 16-byte chunk, a 512-byte chunk, 2 pages, 3 pages. */
+	EXPECT_EQ(self->pg + chunk_of(512, self->pg) + 5 * self->pg,
+		  used(self->mm, EX) - self->pg);
 
 	ASSERT_EQ(0, memmgr_release_exec(self->mm, 7, &freed));
-	EXPECT_EQ(6 * self->pg, freed);
+	EXPECT_EQ(self->pg + chunk_of(512, self->pg) + 5 * self->pg, freed);
 	st = stats(self->mm);
 	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
 	EXPECT_EQ(4, DELTA(st, EX, frees));
@@ -595,10 +974,11 @@ TEST_F(lib, errors)
 	EXPECT_EQ(0, stats(self->mm).kernel.free);
 	/* Room in exec 1's chunk: granted without the kernel. */
 	EXPECT_EQ(0, memmgr_alloc_exec(self->mm, 1, 16, 0, &q));
-	/* A new chunk, a page, storage: none to be had. */
+	/* A new chunk, whole pages, storage: none to be had. */
 	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 1, 32, 0, &q));
 	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 3, 16, 0, &q));
-	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 1, self->pg, 0, &q));
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 1, self->pg + 1, 0,
+					     &q));
 	EXPECT_EQ(-ETIMEDOUT, memmgr_alloc_storage(self->mm, 1, 1, 50, 0, &q));
 	st = stats(self->mm);
 	EXPECT_EQ(1, st.small_chunks);
@@ -743,6 +1123,21 @@ TEST_F(lib, threads)
 		ASSERT_EQ(0, pthread_join(thread[i], NULL));
 		EXPECT_EQ(0, w[i].errors);
 	}
+	/* Nothing live: what the kernel still charges is retained. */
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.small_objects);
+	EXPECT_EQ(0, st.small_requested);
+	EXPECT_EQ(0, st.requested[EX]);
+	EXPECT_LT(0, st.small_retained);
+	EXPECT_GE(MEMMGR_RETAIN_DEFAULT, st.small_retained);
+	EXPECT_EQ(st.small_retained, st.small_charged);
+	EXPECT_EQ(st.small_retained, st.charged[EX]);
+	EXPECT_EQ(st.small_retained, st.kernel.client_used[EX]);
+	EXPECT_EQ(st.small_retained, st.kernel.pool[EX].used);
+	EXPECT_EQ(st.small_chunks, st.buffers[EX]);
+	EXPECT_EQ(st.small_chunks,
+		  DELTA(st, EX, allocs) - DELTA(st, EX, frees));
+	ASSERT_EQ(0, memmgr_trim(self->mm));
 	st = stats(self->mm);
 	EXPECT_EQ(0, st.kernel.pool[EX].used);
 	EXPECT_LT(NR_THREADS, DELTA(st, EX, allocs));
@@ -761,10 +1156,16 @@ TEST_F(lib, close_frees_everything)
 	memset(p, 1, 3 * self->pg);
 	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 1, 16, 0, &p));
 	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 2, 16, 0, &p));
+	/* A retained chunk. */
+	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 3, MEMMGR_SMALL_MAX, 0, &p));
+	ASSERT_EQ(0, memmgr_free(mm2, p));
+	EXPECT_EQ(chunk_of(MEMMGR_SMALL_MAX, self->pg),
+		  stats(mm2).small_retained);
 	ASSERT_EQ(0, memmgr_alloc_storage(mm2, 1, 2 * self->pg, 0, 0, &p));
 	ASSERT_EQ(0, memmgr_alloc_storage(mm2, 2, self->pg, 0,
 					  MEMMGR_ALLOC_UNPINNED, &p));
-	EXPECT_EQ(5 * self->pg, used(self->mm, EX));
+	EXPECT_EQ(5 * self->pg + chunk_of(MEMMGR_SMALL_MAX, self->pg),
+		  used(self->mm, EX));
 	EXPECT_EQ(3 * self->pg, used(self->mm, ST));
 	memmgr_close(mm2);
 	EXPECT_EQ(0, used(self->mm, EX));
@@ -846,7 +1247,7 @@ TEST_F(lib, many_mappings)
 	ASSERT_NE(NULL, p);
 	for (i = 0; i < N; i++) {
 		ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1000 + i,
-						  MEMMGR_SMALL_MAX + 1, 0, 0,
+						  self->pg - 1, 0, 0,
 						  (void **)&p[i]));
 		p[i][0] = (unsigned char)i;
 	}

@@ -269,7 +269,10 @@ TEST_F(mm, pin_unpin_estale)
 	EXPECT_EQ(-EINVAL, mm_buf(self->fd, MEMMGR_IOC_PIN, a.handle));
 }
 
-/* After eviction an access gets SIGBUS, not the new owner's data. */
+/*
+ * After eviction an access gets SIGBUS, not the new owner's data: by the
+ * time LOOKUP says ESTALE.
+ */
 TEST_F(mm, sigbus_after_eviction)
 {
 	struct memmgr_alloc a, b;
@@ -282,6 +285,8 @@ TEST_F(mm, sigbus_after_eviction)
 	memset(p, 0x5a, a.granted);
 	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, &b));
 	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
+	/* Once its owner can learn of the eviction, the mapping is gone. */
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
 	q = map(self->fd, &b);
 	ASSERT_NE(MAP_FAILED, q);
 	EXPECT_TRUE(all_bytes(q, b.granted, 0));
@@ -293,6 +298,62 @@ TEST_F(mm, sigbus_after_eviction)
 	/* A mapping of an evicted buffer is refused. */
 	EXPECT_EQ(MAP_FAILED, map(self->fd, &a));
 	EXPECT_EQ(EINVAL, errno);
+}
+
+/*
+ * An evicted buffer's mappings are revoked within a tick even if its owner
+ * never asks; until then it reads its own data.  Polls for up to 2 s.
+ */
+TEST_F(mm, eviction_revoked_unasked)
+{
+	struct memmgr_alloc a, b;
+	unsigned char *p, v = 0;
+	int i, sig = 0;
+
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0,
+			      MEMMGR_ALLOC_UNPINNED, &a));
+	p = map(self->fd, &a);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, a.granted);
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->pg, 2, 0, 0, &b));
+	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
+	for (i = 0; i < 200; i++) {
+		sig = probe_read(p + a.granted - 1, &v);
+		if (sig)
+			break;
+		ASSERT_EQ(0x5a, v);
+		usleep(10000);
+	}
+	EXPECT_EQ(SIGBUS, sig);
+	EXPECT_EQ(0, munmap(p, a.granted));
+}
+
+/*
+ * With the whole reserve in use, an evicting request waits for its
+ * victim's pages: revoked first, and zeros by the time it maps them.
+ */
+TEST_F(mm, eviction_reuses_victim_pages)
+{
+	struct memmgr_alloc e, a, b;
+	unsigned char *p, *q, v = 0;
+
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->E, 9, 0, 0, &e));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 1, 0,
+			      MEMMGR_ALLOC_UNPINNED, &a));
+	EXPECT_EQ(self->T, mm_stats(self->fd).pool[ST].used +
+			   mm_stats(self->fd).pool[EX].used);
+	p = map(self->fd, &a);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, a.granted);
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, &b));
+	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
+	q = map(self->fd, &b);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_TRUE(all_bytes(q, b.granted, 0));
+	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
+	EXPECT_EQ(SIGBUS, probe_read(p, &v));
+	EXPECT_EQ(0, munmap(p, a.granted));
+	EXPECT_EQ(0, munmap(q, b.granted));
 }
 
 /* After free an access gets SIGBUS. */

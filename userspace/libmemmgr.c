@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * libmemmgr: memory from memmgr's pools through ioctl() and mmap() on
- * /dev/memmgr, with small execution objects carved from one-page chunks.
+ * /dev/memmgr, with small execution objects carved from chunks.
  * libmemmgr.h documents the interface.
  *
- * A handle keeps three hash tables, all under its mutex:
+ * A handle keeps four hash tables, all under its mutex:
  *  - by_addr: every mapping (struct mm_map) by its address, for free;
  *  - by_page: storage mappings by page id, for lookup, pin and release;
  *  - by_exec: one struct mm_exec per exec id that has memory, listing its
  *    mappings (for release) and, per size class, its chunks with a free
- *    slot (struct mm_chunk, for small objects).
+ *    slot and its retained (empty) chunks (struct mm_chunk);
+ *  - by_chunk: every page of every chunk by page number, so that freeing
+ *    a small object finds its chunk in one look-up (after a check of the
+ *    chunk the last free went to: frees come in runs).
+ * The handle also lists its retained chunks, oldest first, for trimming.
+ *
+ * Small objects, the hot path: a slot is taken from the top of its chunk's
+ * stack of free slots and pushed back on free, zeroed; the exec id is
+ * found through the last one used; each costs two turns of an inline
+ * futex mutex and a few counters.  A chunk whose last object is freed is
+ * retained up to the handle's cap, so a batch that is freed and allocated
+ * again asks the kernel nothing.
  *
  * A request to the kernel that may wait (MEMMGR_IOC_ALLOC) runs without
  * the mutex.  mmap() and the tables are then done under it, so a release
@@ -22,23 +33,33 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <linux/futex.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "libmemmgr.h"
 
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* Size classes: MEMMGR_SMALL_MIN << 0 up to MEMMGR_SMALL_MIN << 7. */
-#define NR_CLASSES	8
+/* Size classes: MEMMGR_SMALL_MIN << 0 up to MEMMGR_SMALL_MIN << 8. */
+#define MIN_SHIFT	4
+#define NR_CLASSES	9
+_Static_assert(1 << MIN_SHIFT == MEMMGR_SMALL_MIN,
+	       "MIN_SHIFT must be log2(MEMMGR_SMALL_MIN)");
 _Static_assert(MEMMGR_SMALL_MIN << (NR_CLASSES - 1) == MEMMGR_SMALL_MAX,
 	       "size classes must end at MEMMGR_SMALL_MAX");
+/* A chunk holds at least this many objects (and is at least a page). */
+#define CHUNK_MIN_OBJS	16
 
 #define HTAB_MIN_SLOTS	64
 
@@ -66,6 +87,12 @@ static void list_add(struct mm_list *node, struct mm_list *head)
 	head->next = node;
 }
 
+static void list_add_tail(struct mm_list *node, struct mm_list *head)
+{
+	list_add(node, head->prev);
+}
+
+/* Unlink @node; a node on no list (linked to itself) stays as it is. */
 static void list_del(struct mm_list *node)
 {
 	node->prev->next = node->next;
@@ -173,11 +200,19 @@ static void htab_del(struct mm_htab *t, struct mm_hnode *n)
 	t->count--;
 }
 
+/* The chunks of one exec id and size class. */
+struct mm_class {
+	struct mm_list partial;		/* chunks with a free slot and a
+					 * live object, or just taken
+					 */
+	struct mm_list empty;		/* retained chunks, newest first */
+};
+
 /* The memory of one exec id. */
 struct mm_exec {
 	struct mm_hnode node;			/* in by_exec; key: exec id */
 	struct mm_list maps;			/* its mm_maps, chunks too */
-	struct mm_list partial[NR_CLASSES];	/* chunks with a free slot */
+	struct mm_class cls[NR_CLASSES];
 };
 
 /* One kernel buffer, mapped whole. */
@@ -189,60 +224,148 @@ struct mm_map {
 	void *addr;
 	uint64_t handle;
 	uint64_t size;			/* bytes granted and mapped */
-	uint64_t requested;		/* bytes asked for (a chunk: by its
-					 * live objects)
-					 */
+	uint64_t requested;		/* bytes asked for (0 for a chunk) */
 	uint32_t pool;
 	bool chunk;			/* the map of a struct mm_chunk */
 };
 
-/* A one-page buffer of small objects of one size class and exec id. */
+/* One page of a chunk in by_chunk, so that free finds it from a pointer. */
+struct mm_chunk_page {
+	struct mm_hnode node;		/* key: address >> page shift */
+	struct mm_chunk *chunk;
+};
+
+/*
+ * A buffer of small objects of one size class and exec id, of
+ * chunk_size(cls) bytes.  Its free slots are a stack of indices; a slot's
+ * size is 0 while it is free.  Freed slots are zeroed at once, so every
+ * free slot reads as zeros.
+ */
 struct mm_chunk {
 	struct mm_map map;
-	struct mm_list partial_link;	/* in exec->partial[] while a slot
-					 * is free
+	struct mm_list link;		/* in its mm_class: partial while it
+					 * has a free slot and a live object,
+					 * empty while retained
 					 */
+	struct mm_list lru;		/* in memmgr.retained while retained */
 	unsigned int cls;
+	unsigned int shift;		/* log2 of the class size */
 	unsigned int nr_objs;
-	unsigned int nr_free;
-	uint16_t *sizes;		/* per slot: bytes asked for */
-	uint64_t free_bits[];		/* per slot: set while free */
+	unsigned int nr_free;		/* entries in @free_slots */
+	bool retained;
+	uint16_t *sizes;		/* per slot: bytes asked for, or 0 */
+	uint16_t *free_slots;		/* stack of free slots, top last */
+	struct mm_chunk_page pages[];	/* one per page */
 };
 
 struct memmgr {
 	int fd;
-	size_t page_size;
-	pthread_mutex_t lock;		/* everything below */
+	unsigned int page_shift;
+	unsigned int chunk_shift[NR_CLASSES];	/* log2 of chunk sizes */
+	int lock;			/* everything below: mm_lock() */
 	int64_t timeout_ms;		/* of memmgr_acquire_*() */
 	struct mm_htab by_addr;
 	struct mm_htab by_page;
 	struct mm_htab by_exec;
-	uint64_t requested[MEMMGR_NR_POOLS];
+	struct mm_htab by_chunk;	/* chunk pages by page number */
+	struct mm_exec *exec_hint;	/* the exec id last allocated from */
+	struct mm_chunk *free_hint;	/* the chunk last freed to */
+	struct mm_list retained;	/* empty chunks kept, oldest first */
+	uint64_t retain_cap;
+	uint64_t retained_bytes;
+	uint64_t requested[MEMMGR_NR_POOLS];	/* whole buffers only */
 	uint64_t charged[MEMMGR_NR_POOLS];
 	uint64_t buffers[MEMMGR_NR_POOLS];
+	/*
+	 * Apart: GCC would update two neighbours with SSE shuffles, which
+	 * emulators run slowly.
+	 */
 	uint64_t small_objects;
-	uint64_t small_requested;
 	uint64_t small_chunks;
+	uint64_t small_requested;
+	uint64_t small_charged;
 };
 
-static size_t class_size(unsigned int cls)
+/*
+ * The handle's mutex: a futex word, 0 unlocked, 1 locked, 2 locked with
+ * waiters (the algorithm of glibc's lll_lock, "mutex3" in Drepper's
+ * "Futexes Are Tricky").  Inline: it is taken twice per small object,
+ * and a pthread_mutex_lock() and _unlock() pair costs three times as much
+ * (45 ns against 16 under QEMU's TCG).  Never held while a request waits.
+ */
+static void futex(int *word, int op, int val)
 {
-	return (size_t)MEMMGR_SMALL_MIN << cls;
+	syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+static void mm_lock_wait(struct memmgr *mm)
+{
+	while (__atomic_exchange_n(&mm->lock, 2, __ATOMIC_ACQUIRE))
+		futex(&mm->lock, FUTEX_WAIT, 2);
+}
+
+static void mm_lock(struct memmgr *mm)
+{
+	int unlocked = 0;
+
+	if (!__atomic_compare_exchange_n(&mm->lock, &unlocked, 1, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		mm_lock_wait(mm);
+}
+
+static void mm_unlock(struct memmgr *mm)
+{
+	if (__atomic_exchange_n(&mm->lock, 0, __ATOMIC_RELEASE) == 2)
+		futex(&mm->lock, FUTEX_WAKE, 1);
 }
 
 /* The smallest class that holds @size bytes, 1 <= @size <= SMALL_MAX. */
 static unsigned int size_class(size_t size)
 {
-	unsigned int cls = 0;
+	if (size <= MEMMGR_SMALL_MIN)
+		return 0;
+	return 64 - __builtin_clzll(size - 1) - MIN_SHIFT;
+}
 
-	while (class_size(cls) < size)
-		cls++;
-	return cls;
+static size_t chunk_size(const struct memmgr *mm, unsigned int cls)
+{
+	return (size_t)1 << mm->chunk_shift[cls];
 }
 
 static struct mm_chunk *to_chunk(struct mm_map *map)
 {
 	return container_of(map, struct mm_chunk, map);
+}
+
+/*
+ * Zero a small object: @size is a power of two, at least 16, and @p is
+ * aligned to it.  Inline 16-byte stores: glibc's memset() is an indirect
+ * call, and from 2 KiB a `rep stosb`, which QEMU's TCG runs a byte at a
+ * time (7 us for 4 KiB, against 0.5 us for this loop).
+ */
+static void zero_object(void *p, size_t size)
+{
+#ifdef __SSE2__
+	const __m128i zero = _mm_setzero_si128();
+	__m128i *v = p, *end = (__m128i *)((char *)p + size);
+
+	if (size < 64) {
+		_mm_store_si128(v, zero);
+		if (size == 32)
+			_mm_store_si128(v + 1, zero);
+		return;
+	}
+	for (; v < end; v += 4) {
+		/* Hide the loop from GCC, which would make it a memset(). */
+		__asm__("" : "+r" (v));
+		_mm_store_si128(v, zero);
+		_mm_store_si128(v + 1, zero);
+		_mm_store_si128(v + 2, zero);
+		_mm_store_si128(v + 3, zero);
+	}
+#else
+	memset(p, 0, size);
+#endif
 }
 
 /* The kernel's side: each returns 0 or a negative errno. */
@@ -309,8 +432,10 @@ static struct mm_exec *exec_get_locked(struct memmgr *mm, uint64_t exec_id)
 	if (!ex)
 		return NULL;
 	list_init(&ex->maps);
-	for (cls = 0; cls < NR_CLASSES; cls++)
-		list_init(&ex->partial[cls]);
+	for (cls = 0; cls < NR_CLASSES; cls++) {
+		list_init(&ex->cls[cls].partial);
+		list_init(&ex->cls[cls].empty);
+	}
 	htab_add(&mm->by_exec, &ex->node, exec_id);
 	return ex;
 }
@@ -320,6 +445,8 @@ static void exec_put_locked(struct memmgr *mm, struct mm_exec *ex)
 {
 	if (!list_empty(&ex->maps))
 		return;
+	if (mm->exec_hint == ex)
+		mm->exec_hint = NULL;
 	htab_del(&mm->by_exec, &ex->node);
 	free(ex);
 }
@@ -336,6 +463,23 @@ static struct mm_map *page_find_locked(struct memmgr *mm, uint64_t page_id)
 	struct mm_hnode *n = htab_find(&mm->by_page, page_id);
 
 	return n ? container_of(n, struct mm_map, page_node) : NULL;
+}
+
+/* The chunk @ptr lies in, or NULL. */
+static struct mm_chunk *chunk_find_locked(struct memmgr *mm, const void *ptr)
+{
+	struct mm_chunk *chunk = mm->free_hint;
+	struct mm_hnode *n;
+
+	if (chunk && (uintptr_t)ptr - (uintptr_t)chunk->map.addr <
+		     chunk->map.size)
+		return chunk;
+	n = htab_find(&mm->by_chunk, (uintptr_t)ptr >> mm->page_shift);
+	if (!n)
+		return NULL;
+	chunk = container_of(n, struct mm_chunk_page, node)->chunk;
+	mm->free_hint = chunk;
+	return chunk;
 }
 
 /*
@@ -383,6 +527,35 @@ err_put_exec:
 	return ret;
 }
 
+/* The pages of a chunk, as chunk_new() sized its record. */
+static unsigned int chunk_pages(const struct memmgr *mm,
+				const struct mm_chunk *chunk)
+{
+	return ((size_t)chunk->nr_objs << chunk->shift) >> mm->page_shift;
+}
+
+/* Take a chunk out of its lists, by_chunk and the small-object figures. */
+static void chunk_remove_locked(struct memmgr *mm, struct mm_chunk *chunk)
+{
+	unsigned int i, nr_pages = chunk_pages(mm, chunk);
+
+	list_del(&chunk->link);
+	if (chunk->retained) {
+		list_del(&chunk->lru);
+		mm->retained_bytes -= chunk->map.size;
+	}
+	for (i = 0; i < nr_pages; i++)
+		htab_del(&mm->by_chunk, &chunk->pages[i].node);
+	if (mm->free_hint == chunk)
+		mm->free_hint = NULL;
+	/* Released or closed with live objects: forget them too. */
+	for (i = 0; i < chunk->nr_objs; i++)
+		mm->small_requested -= chunk->sizes[i];
+	mm->small_objects -= chunk->nr_objs - chunk->nr_free;
+	mm->small_chunks--;
+	mm->small_charged -= chunk->map.size;
+}
+
 /*
  * Unmap a buffer and take it out of the tables; its exec id's record and
  * the struct itself are the caller's to put and free.
@@ -396,15 +569,8 @@ static void map_remove_locked(struct memmgr *mm, struct mm_map *map)
 		list_del(&map->exec_link);
 	else
 		htab_del(&mm->by_page, &map->page_node);
-	if (map->chunk) {
-		struct mm_chunk *chunk = to_chunk(map);
-
-		if (chunk->nr_free)
-			list_del(&chunk->partial_link);
-		mm->small_objects -= chunk->nr_objs - chunk->nr_free;
-		mm->small_requested -= map->requested;
-		mm->small_chunks--;
-	}
+	if (map->chunk)
+		chunk_remove_locked(mm, to_chunk(map));
 	mm->requested[map->pool] -= map->requested;
 	mm->charged[map->pool] -= map->size;
 	mm->buffers[map->pool]--;
@@ -435,6 +601,55 @@ static int map_destroy_locked(struct memmgr *mm, struct mm_map *map)
 	return 0;
 }
 
+/* Retention: empty chunks kept for reuse, within mm->retain_cap bytes. */
+
+/* Give retained chunks back, oldest first, until at most @keep bytes. */
+static int trim_locked(struct memmgr *mm, uint64_t keep)
+{
+	int ret;
+
+	while (mm->retained_bytes > keep) {
+		ret = map_destroy_locked(mm, &container_of(mm->retained.next,
+							   struct mm_chunk,
+							   lru)->map);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Give back every retained chunk; the bytes given back. */
+static uint64_t trim_all(struct memmgr *mm)
+{
+	uint64_t before;
+
+	mm_lock(mm);
+	before = mm->retained_bytes;
+	trim_locked(mm, 0);
+	before -= mm->retained_bytes;
+	mm_unlock(mm);
+	return before;
+}
+
+/*
+ * MEMMGR_IOC_ALLOC, under pressure without this handle's retained chunks:
+ * they go back before a request that may wait, and after a request that
+ * was declined at once, which is then tried again.
+ */
+static int kernel_alloc_trim(struct memmgr *mm, uint32_t pool, uint64_t tag,
+			     size_t size, int64_t timeout_ms,
+			     struct memmgr_alloc *a)
+{
+	int ret;
+
+	if (timeout_ms)
+		trim_all(mm);
+	ret = kernel_alloc(mm, pool, tag, size, timeout_ms, a);
+	if (ret == -EAGAIN && !timeout_ms && trim_all(mm))
+		ret = kernel_alloc(mm, pool, tag, size, 0, a);
+	return ret;
+}
+
 /* Whole buffers: storage, and execution above MEMMGR_SMALL_MAX. */
 
 static int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
@@ -448,18 +663,18 @@ static int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 	map = calloc(1, sizeof(*map));
 	if (!map)
 		return -ENOMEM;
-	ret = kernel_alloc(mm, pool, tag, size, timeout_ms, &a);
+	ret = kernel_alloc_trim(mm, pool, tag, size, timeout_ms, &a);
 	if (ret)
 		goto err_free_map;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	ret = map_insert_locked(mm, map, &a, size);
 	if (!ret && (flags & MEMMGR_ALLOC_UNPINNED)) {
 		ret = kernel_buf(mm, MEMMGR_IOC_UNPIN, a.handle);
 		if (ret)
 			map_remove_locked(mm, map);
 	}
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	if (ret)
 		goto err_free_buffer;
 	*ptrp = map->addr;
@@ -474,97 +689,142 @@ err_free_map:
 
 /* Small objects. */
 
+/* The record of a chunk of class @cls, every slot free; no buffer yet. */
 static struct mm_chunk *chunk_new(struct memmgr *mm, unsigned int cls)
 {
-	unsigned int nr_objs = mm->page_size / class_size(cls);
-	size_t words = (nr_objs + 63) / 64;
+	unsigned int shift = MIN_SHIFT + cls;
+	size_t size = chunk_size(mm, cls);
+	unsigned int nr_objs = size >> shift;
+	unsigned int nr_pages = size >> mm->page_shift, i;
 	struct mm_chunk *chunk;
-	unsigned int i;
 
-	chunk = calloc(1, sizeof(*chunk) + words * sizeof(uint64_t) +
-			  nr_objs * sizeof(uint16_t));
+	chunk = calloc(1, sizeof(*chunk) +
+			  nr_pages * sizeof(struct mm_chunk_page) +
+			  2 * nr_objs * sizeof(uint16_t));
 	if (!chunk)
 		return NULL;
 	chunk->map.chunk = true;
+	list_init(&chunk->link);
+	list_init(&chunk->lru);
 	chunk->cls = cls;
+	chunk->shift = shift;
 	chunk->nr_objs = nr_objs;
 	chunk->nr_free = nr_objs;
-	chunk->sizes = (uint16_t *)&chunk->free_bits[words];
+	chunk->sizes = (uint16_t *)&chunk->pages[nr_pages];
+	chunk->free_slots = chunk->sizes + nr_objs;
+	/* Slot 0 on top: a new chunk hands out its slots in order. */
 	for (i = 0; i < nr_objs; i++)
-		chunk->free_bits[i / 64] |= 1ULL << (i % 64);
+		chunk->free_slots[i] = nr_objs - 1 - i;
 	return chunk;
 }
 
-/* Take a free slot of @chunk for @size bytes. */
-static void *chunk_take_locked(struct memmgr *mm, struct mm_chunk *chunk,
-			       size_t size)
+/* Enter a mapped chunk in by_chunk and its class's partial list. */
+static void chunk_insert_locked(struct memmgr *mm, struct mm_chunk *chunk)
 {
-	unsigned int w = 0, i;
+	unsigned int i, nr_pages = chunk_pages(mm, chunk);
+	uintptr_t first = (uintptr_t)chunk->map.addr >> mm->page_shift;
 
-	while (!chunk->free_bits[w])
-		w++;
-	i = w * 64 + __builtin_ctzll(chunk->free_bits[w]);
-	chunk->free_bits[w] &= ~(1ULL << (i % 64));
-	chunk->sizes[i] = size;
-	if (!--chunk->nr_free)
-		list_del(&chunk->partial_link);
-	chunk->map.requested += size;
-	mm->requested[MEMMGR_POOL_EXEC] += size;
-	mm->small_requested += size;
-	mm->small_objects++;
-	return (char *)chunk->map.addr + i * class_size(chunk->cls);
+	for (i = 0; i < nr_pages; i++) {
+		chunk->pages[i].chunk = chunk;
+		htab_add(&mm->by_chunk, &chunk->pages[i].node, first + i);
+	}
+	list_add(&chunk->link, &chunk->map.exec->cls[chunk->cls].partial);
+	mm->small_chunks++;
+	mm->small_charged += chunk->map.size;
 }
 
-/* A small object from a chunk the exec id has, or NULL. */
+/* Take a free slot of @chunk for @size bytes. */
+static inline void *chunk_take_locked(struct memmgr *mm,
+				      struct mm_chunk *chunk, size_t size)
+{
+	unsigned int i = chunk->free_slots[--chunk->nr_free];
+
+	chunk->sizes[i] = size;
+	if (!chunk->nr_free)
+		list_del(&chunk->link);
+	mm->small_requested += size;
+	mm->small_objects++;
+	return (char *)chunk->map.addr + ((size_t)i << chunk->shift);
+}
+
+/* Move a retained chunk of @c, the newest, to its partial list. */
+static bool chunk_reuse_locked(struct memmgr *mm, struct mm_class *c)
+{
+	struct mm_chunk *chunk;
+
+	if (list_empty(&c->empty))
+		return false;
+	chunk = container_of(c->empty.next, struct mm_chunk, link);
+	list_del(&chunk->link);
+	list_del(&chunk->lru);
+	chunk->retained = false;
+	mm->retained_bytes -= chunk->map.size;
+	list_add(&chunk->link, &c->partial);
+	return true;
+}
+
+/* A chunk's last object was freed: keep it within the cap, or give it back. */
+static void chunk_empty_locked(struct memmgr *mm, struct mm_chunk *chunk)
+{
+	list_del(&chunk->link);
+	if (mm->retained_bytes + chunk->map.size <= mm->retain_cap) {
+		list_add(&chunk->link, &chunk->map.exec->cls[chunk->cls].empty);
+		list_add_tail(&chunk->lru, &mm->retained);
+		chunk->retained = true;
+		mm->retained_bytes += chunk->map.size;
+		return;
+	}
+	/* If the kernel refuses, the chunk stays, empty, on no list. */
+	map_destroy_locked(mm, &chunk->map);
+}
+
+/* A small object from a chunk the exec id has, live or retained, or NULL. */
 static void *small_take_locked(struct memmgr *mm, uint64_t exec_id,
 			       unsigned int cls, size_t size)
 {
-	struct mm_exec *ex = exec_find_locked(mm, exec_id);
-	struct mm_list *first;
+	struct mm_exec *ex = mm->exec_hint;
+	struct mm_class *c;
 
-	if (!ex || list_empty(&ex->partial[cls]))
+	if (!ex || ex->node.key != exec_id) {
+		ex = exec_find_locked(mm, exec_id);
+		if (!ex)
+			return NULL;
+		mm->exec_hint = ex;
+	}
+	c = &ex->cls[cls];
+	if (list_empty(&c->partial) && !chunk_reuse_locked(mm, c))
 		return NULL;
-	first = ex->partial[cls].next;
-	return chunk_take_locked(mm, container_of(first, struct mm_chunk,
-						  partial_link), size);
+	return chunk_take_locked(mm, container_of(c->partial.next,
+						  struct mm_chunk, link),
+				 size);
 }
 
-static int small_alloc(struct memmgr *mm, uint64_t exec_id, size_t size,
-		       int64_t timeout_ms, void **ptrp)
+/* A small object from a new chunk: the kernel's. */
+static int small_alloc_chunk(struct memmgr *mm, uint64_t exec_id,
+			     unsigned int cls, size_t size, int64_t timeout_ms,
+			     void **ptrp)
 {
-	unsigned int cls = size_class(size);
 	struct mm_chunk *chunk;
 	struct memmgr_alloc a;
-	void *ptr;
 	int ret;
-
-	pthread_mutex_lock(&mm->lock);
-	ptr = small_take_locked(mm, exec_id, cls, size);
-	pthread_mutex_unlock(&mm->lock);
-	if (ptr)
-		goto out;
 
 	chunk = chunk_new(mm, cls);
 	if (!chunk)
 		return -ENOMEM;
-	ret = kernel_alloc(mm, MEMMGR_POOL_EXEC, exec_id, mm->page_size,
-			   timeout_ms, &a);
+	ret = kernel_alloc_trim(mm, MEMMGR_POOL_EXEC, exec_id,
+				chunk_size(mm, cls), timeout_ms, &a);
 	if (ret)
 		goto err_free_chunk;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	ret = map_insert_locked(mm, &chunk->map, &a, 0);
 	if (!ret) {
-		list_add(&chunk->partial_link,
-			 &chunk->map.exec->partial[cls]);
-		mm->small_chunks++;
-		ptr = chunk_take_locked(mm, chunk, size);
+		chunk_insert_locked(mm, chunk);
+		*ptrp = chunk_take_locked(mm, chunk, size);
 	}
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	if (ret)
 		goto err_free_buffer;
-out:
-	*ptrp = ptr;
 	return 0;
 
 err_free_buffer:
@@ -574,33 +834,43 @@ err_free_chunk:
 	return ret;
 }
 
-/* Free the small object at @ptr, in @chunk's page. */
+static int small_alloc(struct memmgr *mm, uint64_t exec_id, size_t size,
+		       int64_t timeout_ms, void **ptrp)
+{
+	unsigned int cls = size_class(size);
+	void *ptr;
+
+	mm_lock(mm);
+	ptr = small_take_locked(mm, exec_id, cls, size);
+	mm_unlock(mm);
+	if (!ptr)
+		return small_alloc_chunk(mm, exec_id, cls, size, timeout_ms,
+					 ptrp);
+	*ptrp = ptr;
+	return 0;
+}
+
+/* Free the small object at @ptr, in @chunk. */
 static int small_free_locked(struct memmgr *mm, struct mm_chunk *chunk,
 			     void *ptr)
 {
-	size_t csize = class_size(chunk->cls);
 	size_t off = (char *)ptr - (char *)chunk->map.addr;
-	size_t i = off / csize;
-	uint64_t bit = 1ULL << (i % 64);
+	size_t i = off >> chunk->shift;
 
-	if (off % csize || i >= chunk->nr_objs ||
-	    (chunk->free_bits[i / 64] & bit))
+	if ((off & (((size_t)1 << chunk->shift) - 1)) || i >= chunk->nr_objs ||
+	    !chunk->sizes[i])
 		return -EINVAL;
-	/* Handed out zeroed: the kernel zeroed the page, we zero reuse. */
-	memset(ptr, 0, csize);
-	chunk->free_bits[i / 64] |= bit;
-	chunk->map.requested -= chunk->sizes[i];
-	mm->requested[MEMMGR_POOL_EXEC] -= chunk->sizes[i];
+	/* Handed out zeroed: the kernel zeroed the chunk, we zero reuse. */
+	zero_object(ptr, (size_t)1 << chunk->shift);
 	mm->small_requested -= chunk->sizes[i];
 	mm->small_objects--;
 	chunk->sizes[i] = 0;
-	if (!chunk->nr_free++)
-		list_add(&chunk->partial_link,
-			 &chunk->map.exec->partial[chunk->cls]);
-	if (chunk->nr_free < chunk->nr_objs)
-		return 0;
-	/* The last object: the chunk goes back, or stays if it cannot. */
-	map_destroy_locked(mm, &chunk->map);
+	chunk->free_slots[chunk->nr_free++] = i;
+	if (chunk->nr_free == 1)
+		list_add(&chunk->link,
+			 &chunk->map.exec->cls[chunk->cls].partial);
+	if (chunk->nr_free == chunk->nr_objs)
+		chunk_empty_locked(mm, chunk);
 	return 0;
 }
 
@@ -614,6 +884,18 @@ static int open_error(int err)
 	return -err;
 }
 
+/* Chunk sizes: max(page, CHUNK_MIN_OBJS objects), a power of two. */
+static void chunk_geometry(struct memmgr *mm)
+{
+	unsigned int cls, shift;
+
+	for (cls = 0; cls < NR_CLASSES; cls++) {
+		shift = MIN_SHIFT + cls + __builtin_ctz(CHUNK_MIN_OBJS);
+		mm->chunk_shift[cls] = shift > mm->page_shift ? shift :
+								mm->page_shift;
+	}
+}
+
 static int handle_init(struct memmgr *mm)
 {
 	struct memmgr_stats st;
@@ -623,9 +905,12 @@ static int handle_init(struct memmgr *mm)
 		return -errno;
 	/* Pointers are rounded to pages: the kernel's must be the CPU's. */
 	if (st.page_size != (uint32_t)sysconf(_SC_PAGESIZE) ||
-	    st.page_size < 2 * MEMMGR_SMALL_MAX)
+	    (st.page_size & (st.page_size - 1)))
 		return -EPROTO;
-	mm->page_size = st.page_size;
+	mm->page_shift = __builtin_ctz(st.page_size);
+	chunk_geometry(mm);
+	list_init(&mm->retained);
+	mm->retain_cap = MEMMGR_RETAIN_DEFAULT;
 	ret = htab_init(&mm->by_addr);
 	if (ret)
 		return ret;
@@ -635,7 +920,7 @@ static int handle_init(struct memmgr *mm)
 	ret = htab_init(&mm->by_exec);
 	if (ret)
 		goto err_fini_page;
-	ret = -pthread_mutex_init(&mm->lock, NULL);
+	ret = htab_init(&mm->by_chunk);
 	if (ret)
 		goto err_fini_exec;
 	return 0;
@@ -688,7 +973,7 @@ void memmgr_close(struct memmgr *mm)
 	if (!mm)
 		return;
 	/* Mappings hold the file open: unmap all, then the kernel frees. */
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	for (i = 0; i < mm->by_addr.nr_slots; i++) {
 		while ((n = mm->by_addr.slots[i])) {
 			struct mm_map *map = container_of(n, struct mm_map,
@@ -701,9 +986,9 @@ void memmgr_close(struct memmgr *mm)
 				exec_put_locked(mm, ex);
 		}
 	}
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	close(mm->fd);
-	pthread_mutex_destroy(&mm->lock);
+	htab_fini(&mm->by_chunk);
 	htab_fini(&mm->by_exec);
 	htab_fini(&mm->by_page);
 	htab_fini(&mm->by_addr);
@@ -714,9 +999,9 @@ int memmgr_set_timeout(struct memmgr *mm, int64_t timeout_ms)
 {
 	if (timeout_ms < MEMMGR_WAIT_FOREVER)
 		return -EINVAL;
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	mm->timeout_ms = timeout_ms;
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return 0;
 }
 
@@ -724,9 +1009,9 @@ static int64_t get_timeout(struct memmgr *mm)
 {
 	int64_t timeout_ms;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	timeout_ms = mm->timeout_ms;
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return timeout_ms;
 }
 
@@ -753,25 +1038,45 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
 
 int memmgr_free(struct memmgr *mm, void *ptr)
 {
+	struct mm_chunk *chunk;
 	struct mm_map *map;
 	int ret = -EINVAL;
 
 	if (!ptr)
 		return 0;
-	pthread_mutex_lock(&mm->lock);
-	map = map_find_locked(mm, ptr);
-	if (map && !map->chunk) {
-		ret = map_destroy_locked(mm, map);
+	mm_lock(mm);
+	/* A small object first: its chunk is found by page. */
+	chunk = chunk_find_locked(mm, ptr);
+	if (chunk) {
+		ret = small_free_locked(mm, chunk, ptr);
 		goto out_unlock;
 	}
-	/* A small object: its chunk is the page it lies in. */
-	if (!map)
-		map = map_find_locked(mm, (void *)((uintptr_t)ptr &
-						   ~(uintptr_t)(mm->page_size - 1)));
-	if (map && map->chunk)
-		ret = small_free_locked(mm, to_chunk(map), ptr);
+	map = map_find_locked(mm, ptr);
+	if (map)
+		ret = map_destroy_locked(mm, map);
 out_unlock:
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
+	return ret;
+}
+
+int memmgr_set_retain(struct memmgr *mm, uint64_t bytes)
+{
+	int ret;
+
+	mm_lock(mm);
+	mm->retain_cap = bytes;
+	ret = trim_locked(mm, bytes);
+	mm_unlock(mm);
+	return ret;
+}
+
+int memmgr_trim(struct memmgr *mm)
+{
+	int ret;
+
+	mm_lock(mm);
+	ret = trim_locked(mm, 0);
+	mm_unlock(mm);
 	return ret;
 }
 
@@ -780,11 +1085,11 @@ static int pin_ioctl(struct memmgr *mm, unsigned long cmd, uint64_t page_id)
 	struct mm_map *map;
 	int ret = -ENOENT;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	map = page_find_locked(mm, page_id);
 	if (map)
 		ret = kernel_buf(mm, cmd, map->handle);
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return ret;
 }
 
@@ -805,7 +1110,7 @@ int memmgr_lookup_page(struct memmgr *mm, uint64_t page_id, void **ptrp,
 	struct mm_map *map;
 	int ret = -ENOENT;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	map = page_find_locked(mm, page_id);
 	if (!map)
 		goto out_unlock;
@@ -818,7 +1123,7 @@ int memmgr_lookup_page(struct memmgr *mm, uint64_t page_id, void **ptrp,
 	if (sizep)
 		*sizep = map->size;
 out_unlock:
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return ret;
 }
 
@@ -828,7 +1133,7 @@ int memmgr_release_exec(struct memmgr *mm, uint64_t exec_id,
 	struct mm_exec *ex;
 	int ret;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	ret = kernel_release(mm, MEMMGR_POOL_EXEC, exec_id, freedp);
 	if (ret)
 		goto out_unlock;
@@ -844,7 +1149,7 @@ int memmgr_release_exec(struct memmgr *mm, uint64_t exec_id,
 	}
 	exec_put_locked(mm, ex);
 out_unlock:
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return ret;
 }
 
@@ -854,7 +1159,7 @@ int memmgr_release_page(struct memmgr *mm, uint64_t page_id,
 	struct mm_map *map;
 	int ret;
 
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	ret = kernel_release(mm, MEMMGR_POOL_STORAGE, page_id, freedp);
 	if (ret)
 		goto out_unlock;
@@ -864,7 +1169,7 @@ int memmgr_release_page(struct memmgr *mm, uint64_t page_id,
 		map_free(map);
 	}
 out_unlock:
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return ret;
 }
 
@@ -873,20 +1178,22 @@ int memmgr_get_stats(struct memmgr *mm, struct memmgr_lib_stats *st)
 	int ret = 0;
 
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&mm->lock);
+	mm_lock(mm);
 	if (ioctl(mm->fd, MEMMGR_IOC_STATS, &st->kernel)) {
 		ret = -errno;
 		goto out_unlock;
 	}
 	memcpy(st->requested, mm->requested, sizeof(st->requested));
+	st->requested[MEMMGR_POOL_EXEC] += mm->small_requested;
 	memcpy(st->charged, mm->charged, sizeof(st->charged));
 	memcpy(st->buffers, mm->buffers, sizeof(st->buffers));
 	st->small_objects = mm->small_objects;
 	st->small_requested = mm->small_requested;
 	st->small_chunks = mm->small_chunks;
-	st->small_charged = mm->small_chunks * mm->page_size;
+	st->small_charged = mm->small_charged;
+	st->small_retained = mm->retained_bytes;
 out_unlock:
-	pthread_mutex_unlock(&mm->lock);
+	mm_unlock(mm);
 	return ret;
 }
 

@@ -17,15 +17,31 @@
  *
  * Execution memory is tagged with an exec id; any number of allocations may
  * share one.  Requests of at most MEMMGR_SMALL_MAX bytes are small objects:
- * the library rounds them up to a size class (16, 32, 64, ..., 2048 bytes)
- * and carves them out of chunks of one kernel page, each chunk belonging to
- * one exec id.  A chunk goes back to the kernel as soon as its last object
- * is freed.  The kernel charges whole chunks: memmgr_get_stats() reports
- * what was asked for next to what the kernel charged.
+ * the library rounds them up to a size class (16, 32, 64, ..., 4096 bytes,
+ * the powers of two) and carves them out of chunks, each chunk belonging to
+ * one exec id and one class.  A chunk is a power of two of bytes, the
+ * larger of a page and 16 objects: with 4 KiB pages, one page for the
+ * classes of 16 to 256 bytes, 8 KiB for 512, 16 KiB for 1024, 32 KiB for
+ * 2048 and 64 KiB for 4096 bytes.  An object is aligned to its class.
+ *
+ * Retention: a chunk whose last object is freed is not given back to the
+ * kernel at once but kept, empty, for the next small objects of its exec id
+ * and class, as long as the handle's empty chunks (its retained bytes) stay
+ * within a cap: MEMMGR_RETAIN_DEFAULT bytes, set with memmgr_set_retain();
+ * beyond it, the chunk goes back at once, and with a cap of 0 every chunk
+ * goes back as soon as it is empty.  Retained chunks go back when their
+ * exec id is released, on memmgr_trim(), when the cap is lowered below
+ * them, at memmgr_close(), and when this handle's memory runs short: before
+ * a request to the kernel that may wait (a timeout other than 0), and after
+ * one the kernel declined at once (timeout 0), which is then made again,
+ * once.  Only this handle's own retained chunks are given back so; another
+ * handle's are not.  The kernel charges every chunk held, retained ones
+ * included: memmgr_get_stats() reports what was asked for, what the kernel
+ * charged and how much of that is retained.
  *
  * Memory always reads as zeros when it is handed out, small objects
- * included.
- *
+ * included (a small object's whole class size).
+
  * Errors: every function returning an integer returns 0 (or a count of
  * bytes) on success and a negative errno value on failure;
  * memmgr_strerror() describes it.
@@ -66,11 +82,14 @@ extern "C" {
 
 /*
  * Small objects: execution requests of 1 to MEMMGR_SMALL_MAX bytes are
- * carved from one-page chunks, in power-of-two size classes from
- * MEMMGR_SMALL_MIN to MEMMGR_SMALL_MAX bytes.
+ * carved from chunks, in power-of-two size classes from MEMMGR_SMALL_MIN to
+ * MEMMGR_SMALL_MAX bytes.
  */
 #define MEMMGR_SMALL_MIN	16
-#define MEMMGR_SMALL_MAX	2048
+#define MEMMGR_SMALL_MAX	4096
+
+/* Bytes of empty chunks a handle keeps by default (memmgr_set_retain()). */
+#define MEMMGR_RETAIN_DEFAULT	(4ULL << 20)
 
 struct memmgr;
 
@@ -80,15 +99,20 @@ struct memmgr;
  *			whole device, and this file's use in client_used[]
  * @requested:		per pool (MEMMGR_POOL_*): bytes asked for by the
  *			live allocations of this handle, small objects
- *			included
- * @charged:		per pool: bytes the kernel granted for them, whole
- *			pages and whole chunks (evicted storage buffers
- *			count until freed; @kernel.client_used does not)
+ *			included (each by the bytes asked for, not its class)
+ * @charged:		per pool: bytes the kernel charges for this handle's
+ *			buffers, whole pages and whole chunks, retained
+ *			chunks included (evicted storage buffers count until
+ *			freed; @kernel.client_used does not)
  * @buffers:		per pool: kernel allocations held, chunks included
+ *			(retained ones too)
  * @small_objects:	live small objects
  * @small_requested:	bytes asked for by the live small objects
- * @small_chunks:	chunks held for small objects
- * @small_charged:	bytes of those chunks
+ * @small_chunks:	chunks held for small objects, retained ones
+ *			included
+ * @small_charged:	bytes of those chunks (the kernel charges them all)
+ * @small_retained:	bytes of the empty chunks kept for reuse, a part of
+ *			@small_charged, at most the cap of memmgr_set_retain()
  */
 struct memmgr_lib_stats {
 	struct memmgr_stats kernel;
@@ -99,6 +123,7 @@ struct memmgr_lib_stats {
 	uint64_t small_requested;
 	uint64_t small_chunks;
 	uint64_t small_charged;
+	uint64_t small_retained;
 };
 
 /**
@@ -120,7 +145,7 @@ int memmgr_open(struct memmgr **mmp, unsigned int flags);
  * @mm:	the handle, or NULL (nothing happens)
  *
  * Every pointer of the handle becomes invalid and the kernel frees all its
- * memory.
+ * memory, retained chunks included.
  *
  * Context: not thread-safe: this must be the last call on @mm, with no
  * other call in flight.
@@ -169,8 +194,12 @@ int memmgr_alloc_storage(struct memmgr *mm, uint64_t page_id, size_t size,
  * @size:	bytes, > 0; up to MEMMGR_SMALL_MAX bytes make a small object
  *		aligned to its size class, else whole pages, page-aligned
  * @timeout_ms:	as for memmgr_alloc_storage(); a small object that fits in
- *		a chunk the exec id has never waits
+ *		a chunk the exec id has (a retained one too) never waits
  * @ptrp:	set to the memory, zeroed, on success
+ *
+ * A request to the kernel (a new chunk, or whole pages) gives the handle's
+ * retained chunks back first if it may wait, or after a decline if it may
+ * not (then it is made again once).
  *
  * Context: thread-safe; may sleep while the request waits, without
  * holding the handle's mutex.
@@ -188,7 +217,9 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * @ptr:	a pointer an allocation of @mm returned, or NULL (nothing
  *		happens); an evicted storage buffer may be freed too
  *
- * Freeing the last small object of a chunk gives the chunk back.
+ * Freeing the last small object of a chunk keeps the chunk for reuse if
+ * the handle's retained bytes stay within its cap (memmgr_set_retain()),
+ * else gives it back to the kernel.
  *
  * Context: thread-safe.
  *
@@ -242,9 +273,11 @@ int memmgr_lookup_page(struct memmgr *mm, uint64_t page_id, void **ptrp,
  * @mm:		the handle
  * @exec_id:	the exec id
  * @freedp:	set to the bytes the kernel took back (whole pages, the
- *		chunks of small objects included), unless NULL
+ *		chunks of small objects included, retained ones too),
+ *		unless NULL
  *
- * Every pointer of @exec_id becomes invalid, small objects included.
+ * Every pointer of @exec_id becomes invalid, small objects included, and
+ * its retained chunks go back to the kernel.
  *
  * Context: thread-safe.
  *
@@ -268,6 +301,35 @@ int memmgr_release_exec(struct memmgr *mm, uint64_t exec_id,
  */
 int memmgr_release_page(struct memmgr *mm, uint64_t page_id,
 			uint64_t *freedp);
+
+/**
+ * memmgr_set_retain() - how many bytes of empty chunks the handle may keep
+ * @mm:		the handle
+ * @bytes:	the cap: 0 gives every chunk back as soon as it is empty;
+ *		the default is MEMMGR_RETAIN_DEFAULT
+ *
+ * A cap below the bytes retained now gives the oldest retained chunks back
+ * at once, until the rest fit.  A chunk larger than the cap is never kept.
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0, or the negative errno of MEMMGR_IOC_FREE (the cap is set;
+ * the chunk the kernel refused and those after it stay).
+ */
+int memmgr_set_retain(struct memmgr *mm, uint64_t bytes);
+
+/**
+ * memmgr_trim() - give every retained (empty) chunk back to the kernel
+ * @mm:		the handle
+ *
+ * The cap stays: chunks emptied later are retained again.
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0, or the negative errno of MEMMGR_IOC_FREE (the chunk the
+ * kernel refused and those after it stay).
+ */
+int memmgr_trim(struct memmgr *mm);
 
 /**
  * memmgr_get_stats() - the kernel's statistics and the library's
@@ -374,8 +436,8 @@ int64_t memmgr_release_storage_memory(struct memmgr *mm, uint64_t page_id);
  *
  * Context: thread-safe.
  *
- * Return: the bytes the kernel took back (see memmgr_release_exec()), or a
- * negative errno.
+ * Return: the bytes the kernel took back (see memmgr_release_exec(): its
+ * retained chunks included), or a negative errno.
  */
 int64_t memmgr_release_execution_memory(struct memmgr *mm, uint64_t exec_id);
 

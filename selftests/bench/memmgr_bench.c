@@ -3,7 +3,7 @@
  * memmgr_bench: memmgr against its baselines, side by side in one run.
  *
  *   memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]
- *                [--accel NAME] [--reps N]
+ *                [--accel NAME] [--reps N] [--cases LIST]
  *
  * Runs in the VM (selftests/vm.sh; `make bench` drives it).  Each case and
  * its baseline run in the same process, alternating from one repetition
@@ -33,7 +33,8 @@
  *  6. libmemmgr's small objects (memmgr_alloc_exec + memmgr_free, batches
  *     of one size) against glibc malloc and jemalloc (Debian's
  *     libjemalloc.a, linked statically with its malloc API renamed je_*),
- *     16 B to 4 KiB; above 2048 B libmemmgr asks the kernel.
+ *     16 B to 4 KiB (libmemmgr's small objects go up to MEMMGR_SMALL_MAX;
+ *     above it, each object is a kernel buffer).
  *  7. With --module: insmod and rmmod of the reserve (--params, default
  *     total=1G) against insmod and rmmod of a one-page reserve, then the
  *     module stays loaded for the other cases.  Metadata: slab bytes per
@@ -41,6 +42,9 @@
  *     the memmgr_buffer cache's sizes from /sys/kernel/slab) and bytes per
  *     reserved GiB (Slab + VmallocUsed taken by the insmod, beyond what the
  *     one-page load takes).
+ *
+ * --cases runs only the cases listed (7: the metadata rows; insmod is
+ * timed whenever --module is given).
  *
  * --quick runs every case once with tiny counts (and case 5 in a few
  * buffers of room, the rest of the quota held by one pinned buffer): it
@@ -1570,8 +1574,25 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]\n"
-		"                    [--accel NAME] [--reps N]\n");
+		"                    [--accel NAME] [--reps N] [--cases 1,2,...]\n");
 	exit(2);
+}
+
+/* --cases 1,5,6: a bit per case number to run (all by default). */
+static unsigned int parse_cases(const char *list)
+{
+	unsigned int cases = 0;
+	char *end;
+	long n;
+
+	do {
+		n = strtol(list, &end, 10);
+		if (end == list || n < 1 || n > 7 || (*end && *end != ','))
+			usage();
+		cases |= 1U << n;
+		list = end + (*end == ',');
+	} while (*end);
+	return cases;
 }
 
 int main(int argc, char **argv)
@@ -1583,12 +1604,14 @@ int main(int argc, char **argv)
 		{ "params", required_argument, NULL, 'p' },
 		{ "accel", required_argument, NULL, 'a' },
 		{ "reps", required_argument, NULL, 'r' },
+		{ "cases", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	const char *json_path = "/tmp/bench.json", *module = NULL;
 	const char *params = "total=1G";
 	struct memmgr_stats st;
+	unsigned int cases = ~0U;
 	int opt, reps = 0, fd;
 
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1607,6 +1630,9 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			accel = optarg;
+			break;
+		case 'c':
+			cases = parse_cases(optarg);
 			break;
 		case 'r':
 			reps = atoi(optarg);
@@ -1635,14 +1661,22 @@ int main(int argc, char **argv)
 		 quick ? "quick mode" : "full run",
 		 fig.loaded_here ? ", loaded by this run" : "");
 
-	case_syscall_floor(fd);
-	case_two_procs();
-	case_live_allocs();
-	case_map_sizes(fd);
-	case_churn();
-	case_zipf();
-	case_small();
-	metadata_rows();
+	if (cases & 1U << 1)
+		case_syscall_floor(fd);
+	if (cases & 1U << 3)
+		case_two_procs();
+	if (cases & 1U << 4)
+		case_live_allocs();
+	if (cases & 1U << 2)
+		case_map_sizes(fd);
+	if (cases & 1U << 5) {
+		case_churn();
+		case_zipf();
+	}
+	if (cases & 1U << 6)
+		case_small();
+	if (cases & 1U << 7)
+		metadata_rows();
 	close(fd);
 
 	emit(json_path);
