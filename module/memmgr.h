@@ -27,6 +27,7 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
+#include <linux/path.h>
 #include <linux/rbtree.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -165,7 +166,8 @@ enum memmgr_buf_state {
 
 /**
  * struct memmgr_buffer - one allocation
- * @ref:	the file's tables, each mapping and each evictor hold one
+ * @ref:	the file's tables, each mapping and the reclaim queue (while
+ *		evicted and not yet reclaimed) hold one
  * @file:	the owner; valid while the buffer is in its tables, and under
  *		memmgr_dev.lock while the buffer is LIVE
  * @pgoff:	first page of its mmap range; its handle is @pgoff + 1
@@ -190,9 +192,10 @@ enum memmgr_buf_state {
  * @offset_node: in memmgr_file.offsets; protected by memmgr_file.lock
  * @tag_node:	in memmgr_file.tags; protected by memmgr_file.lock
  * @evict_node:	on memmgr_dev.reclaim, then the reclaim worker's list
- * @evict_inode: the owner's file's inode, held for the reclaim worker to
- *		revoke the buffer's mappings; not the file, whose close
- *		must not wait for the worker
+ * @evict_path: the owner's file's path, held for the reclaim worker to
+ *		revoke the buffer's mappings through its inode; not the
+ *		file, whose close must not wait for the worker
+ * @revoked:	evicted, and the reclaim worker has revoked its mappings
  * @free_node:	on the owner's list of buffers it is freeing
  */
 struct memmgr_buffer {
@@ -213,7 +216,8 @@ struct memmgr_buffer {
 	struct rb_node offset_node;
 	struct rb_node tag_node;
 	struct list_head evict_node;
-	struct inode *evict_inode;
+	struct path evict_path;
+	bool revoked;
 	struct list_head free_node;
 };
 
@@ -243,6 +247,13 @@ int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 void memmgr_reclaim_work(struct work_struct *work);
 void memmgr_reclaim_flush(struct memmgr_dev *mm);
 void memmgr_reclaim_kick(struct memmgr_dev *mm);
+
+/* An evicted buffer whose mappings the reclaim worker has revoked. */
+static inline bool memmgr_buf_revoked(struct memmgr_buffer *buf)
+{
+	/* Pairs with memmgr_reclaim_work(): revoked, then said so. */
+	return smp_load_acquire(&buf->revoked);
+}
 
 /* memmgr_fair.c: active exec ids */
 struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag);

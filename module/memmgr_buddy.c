@@ -43,6 +43,7 @@
 #define PG_STALE	0x40UL
 #define PG_FREE		0x80UL
 #define PG_HOME_SHIFT	8
+#define PG_HOME_MASK	(PG_ORDER_MASK << PG_HOME_SHIFT)
 
 static unsigned long pg_bits(struct page *page)
 {
@@ -71,8 +72,7 @@ static bool pg_free(struct page *page)
 
 static void pg_set(struct page *page, unsigned int order, bool free)
 {
-	unsigned long keep = pg_bits(page) &
-			     (PG_STALE | PG_ORDER_MASK << PG_HOME_SHIFT);
+	unsigned long keep = pg_bits(page) & (PG_STALE | PG_HOME_MASK);
 
 	pg_set_bits(page, keep | (free ? PG_FREE : 0) | order);
 }
@@ -162,6 +162,16 @@ static void quick_drain_locked(struct memmgr_buddy *b)
 		free_block_locked(b, page, 0);
 }
 
+/* The lowest order from @want up with a free block, or one past the top. */
+static unsigned int find_order_locked(struct memmgr_buddy *b, unsigned int want)
+{
+	unsigned int k;
+
+	for (k = want; k <= MEMMGR_MAX_ORDER && list_empty(&b->free[k]); k++)
+		;
+	return k;
+}
+
 /*
  * Take one block of @order, splitting a larger one if needed; if there is
  * none of @order or more, the largest smaller one.  Return NULL when the
@@ -175,12 +185,10 @@ static struct page *take_block_locked(struct memmgr_buddy *b,
 
 	if (!want && b->nr_quick)
 		return quick_pop_locked(b);
-again:
-	for (k = want; k <= MEMMGR_MAX_ORDER && list_empty(&b->free[k]); k++)
-		;
+	k = find_order_locked(b, want);
 	if (k > MEMMGR_MAX_ORDER && b->nr_quick) {
 		quick_drain_locked(b);
-		goto again;
+		k = find_order_locked(b, want);
 	}
 	if (k > MEMMGR_MAX_ORDER) {
 		for (k = want; k > 0 && list_empty(&b->free[k]); k--)
@@ -387,7 +395,10 @@ void memmgr_buddy_release(struct memmgr_buddy *b)
 	b->total_pages = 0;
 }
 
-/* A copy of the free block counts per order, for debugfs (@quick: 0). */
+/*
+ * A copy of the free block counts per order, for debugfs; the pages on
+ * @quick count as blocks of order 0.
+ */
 void memmgr_buddy_counts(struct memmgr_buddy *b,
 			 unsigned long nr_free[MEMMGR_MAX_ORDER + 1])
 {

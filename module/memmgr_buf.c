@@ -53,6 +53,7 @@ buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 	INIT_LIST_HEAD(&buf->lru_node);
 	INIT_LIST_HEAD(&buf->notice_node);
 	mutex_init(&buf->map_lock);
+	RB_CLEAR_NODE(&buf->offset_node);
 	RB_CLEAR_NODE(&buf->tag_node);
 	return buf;
 }
@@ -82,7 +83,9 @@ static void buf_recycle(struct kref *ref)
 
 	WARN_ON_ONCE(!list_empty(&buf->blocks));
 	mutex_destroy(&buf->map_lock);
-	if (cmpxchg(&buf->file->spare_buf, NULL, buf))
+	/* With KASAN, free it: a use after free must not go unseen. */
+	if (IS_ENABLED(CONFIG_KASAN) ||
+	    cmpxchg(&buf->file->spare_buf, NULL, buf))
 		kmem_cache_free(memmgr_buf_cache, buf);
 }
 
@@ -233,8 +236,9 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 /*
  * Free a buffer already out of its file's tables, and drop the tables'
  * reference.  Its mappings are revoked (@revoke) before this returns, also
- * when an evictor has taken the buffer and not yet revoked them.  If it was
- * LIVE its pages go back; an evicted buffer's pages are its evictor's.
+ * when it was evicted and the reclaim worker has not revoked them yet.  If
+ * it was LIVE its pages go back; an evicted buffer's pages are the reclaim
+ * worker's.
  * Return: the pages given back.
  */
 static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
@@ -398,6 +402,7 @@ int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 {
 	struct memmgr_dev *mm = f->mm;
 	struct memmgr_buffer *buf;
+	bool flush = false;
 	int ret = 0;
 
 	mutex_lock(&f->lock);
@@ -411,6 +416,7 @@ int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 		ret = -EINVAL;
 	} else if (buf->state != MEMMGR_BUF_LIVE) {
 		ret = -ESTALE;
+		flush = !memmgr_buf_revoked(buf);
 	} else if (pin) {
 		if (buf->pins == U32_MAX)
 			ret = -EOVERFLOW;
@@ -426,7 +432,7 @@ int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 out_unlock:
 	mutex_unlock(&f->lock);
 	/* Told it was evicted: its mappings are gone by then. */
-	if (ret == -ESTALE)
+	if (flush)
 		memmgr_reclaim_flush(mm);
 	return ret;
 }
@@ -442,6 +448,7 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 {
 	struct memmgr_dev *mm = f->mm;
 	struct memmgr_buffer *buf;
+	bool flush = false;
 	int ret = 0;
 
 	mutex_lock(&f->lock);
@@ -451,10 +458,12 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 		goto out_unlock;
 	}
 	spin_lock(&mm->lock);
-	if (buf->state != MEMMGR_BUF_LIVE)
+	if (buf->state != MEMMGR_BUF_LIVE) {
 		ret = -ESTALE;
-	else
+		flush = !memmgr_buf_revoked(buf);
+	} else {
 		memmgr_touch_locked(mm, buf);
+	}
 	spin_unlock(&mm->lock);
 	req->handle = buf->pgoff + 1;
 	req->offset = buf->pgoff << PAGE_SHIFT;
@@ -462,7 +471,7 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 out_unlock:
 	mutex_unlock(&f->lock);
 	/* Told it was evicted: its mappings are gone by then. */
-	if (ret == -ESTALE)
+	if (flush)
 		memmgr_reclaim_flush(mm);
 	return ret;
 }

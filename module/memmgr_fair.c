@@ -8,7 +8,7 @@
  * of them, over all files, is N in the fair-share rules of
  * memmgr_policy.c.  The tree may also hold the file's one idle node
  * (memmgr_file.idle_execid), which N does not count.  Everything here runs
- * under memmgr_dev.lock, but for a closed file's last clean-up.
+ * under memmgr_dev.lock, except for a closed file's last clean-up.
  */
 #include <linux/slab.h>
 
@@ -51,10 +51,12 @@ int memmgr_execid_refill(struct memmgr_file *f)
 		return -ENOMEM;
 	RB_CLEAR_NODE(&id->node);
 	spin_lock(&f->mm->lock);
-	if (!f->idle_execid)
-		swap(f->idle_execid, id);
+	if (!f->idle_execid) {
+		f->idle_execid = id;
+		id = NULL;
+	}
 	spin_unlock(&f->mm->lock);
-	kfree(id);
+	kfree(id);		/* another request gave it one first */
 	return 0;
 }
 
@@ -74,12 +76,15 @@ static struct memmgr_execid *execid_unlink_idle(struct memmgr_file *f)
 static void execid_maybe_idle_locked(struct memmgr_file *f,
 				     struct memmgr_execid *id)
 {
+	struct memmgr_execid *old;
+
 	if (id->pages || id->requests)
 		return;
 	f->mm->nr_execids--;
 	/* The file keeps the newest idle node, in the tree. */
-	kfree(execid_unlink_idle(f));
+	old = execid_unlink_idle(f);
 	f->idle_execid = id;
+	kfree(old);
 }
 
 static void execid_insert_locked(struct memmgr_file *f,
@@ -132,8 +137,10 @@ struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag)
  */
 void memmgr_execids_exit(struct memmgr_file *f)
 {
-	kfree(execid_unlink_idle(f));
+	struct memmgr_execid *idle = execid_unlink_idle(f);
+
 	f->idle_execid = NULL;
+	kfree(idle);
 	WARN_ON_ONCE(!RB_EMPTY_ROOT(&f->execids));
 }
 

@@ -230,7 +230,8 @@ static unsigned long expose_and_count(struct list_head *blocks, int byte)
 
 /*
  * Written pages come back stale and read as zeros once exposed; exposing
- * again within one allocation keeps what its owner wrote.
+ * again within one allocation keeps what its owner wrote; a page stays
+ * stale until it is exposed.
  */
 static void buddy_zeroes(struct kunit *test)
 {
@@ -246,6 +247,13 @@ static void buddy_zeroes(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0), RESERVE_PAGES);
 	fill_chain(&blocks, 0x5a);
 	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0x5a), RESERVE_PAGES);
+	memmgr_buddy_free(b, &blocks, true);
+	/* Freed unwritten, stale pages stay stale through merges. */
+	memmgr_buddy_alloc(b, RESERVE_PAGES, &blocks);
+	fill_chain(&blocks, 0x77);
+	memmgr_buddy_free(b, &blocks, false);
+	memmgr_buddy_alloc(b, RESERVE_PAGES, &blocks);
+	KUNIT_EXPECT_EQ(test, expose_and_count(&blocks, 0), RESERVE_PAGES);
 	memmgr_buddy_free(b, &blocks, true);
 }
 

@@ -9,8 +9,9 @@
  * handler, never in mmap(): a VMA is in the file's mapping tree by the time
  * it can fault, so unmap_mapping_range() always finds what was mapped.
  * The handler maps under the buffer's map_lock after checking the buffer is
- * LIVE; revocation takes map_lock after the buffer has left LIVE, so no
- * page can be mapped after it.  A fault on a revoked buffer gets SIGBUS.
+ * LIVE; revocation takes map_lock after the buffer has left LIVE (unless no
+ * fault ever ran on it: see memmgr_buf_revoke()), so no page can be mapped
+ * after it.  A fault on a revoked buffer gets SIGBUS.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -61,6 +62,7 @@ static vm_fault_t map_vma(struct vm_area_struct *vma, struct memmgr_buffer *buf)
 		idx += n;
 		if (idx >= end)
 			break;
+		cond_resched();		/* zeroing a large VMA takes a while */
 	}
 	return VM_FAULT_NOPAGE;
 }

@@ -8,6 +8,7 @@
 
 #include <linux/file.h>
 #include <linux/jiffies.h>
+#include <linux/path.h>
 #include <linux/poll.h>
 #include <linux/random.h>
 #include <linux/sched.h>
@@ -111,6 +112,7 @@ int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 {
 	struct memmgr_dev *mm = f->mm;
 	struct memmgr_buffer *buf;
+	bool flush = false;
 	u32 n = 0;
 
 	spin_lock(&mm->lock);
@@ -120,11 +122,12 @@ int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 		list_del_init(&buf->notice_node);
 		f->nr_evicted--;
 		tags[n++] = buf->tag;
+		flush |= !memmgr_buf_revoked(buf);
 	}
 	*pending = f->nr_evicted;
 	spin_unlock(&mm->lock);
 	/* Their reclaim was queued with the notice: revoked before told. */
-	if (n)
+	if (flush)
 		memmgr_reclaim_flush(mm);
 	return n;
 }
@@ -160,10 +163,13 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 	trace_memmgr_evict(MEMMGR_POOL_STORAGE, buf->tag,
 			   buf->nr_pages << PAGE_SHIFT, 0);
 	kref_get(&buf->ref);
+	/*
+	 * The path, not the file (whose close must not wait for the worker):
+	 * the mount keeps the inode, whose i_mapping holds the mappings.
+	 */
 	if (filp) {
-		/* Its i_mapping is the file's mapping, for a char device. */
-		buf->evict_inode = filp->f_mapping->host;
-		ihold(buf->evict_inode);
+		buf->evict_path = filp->f_path;
+		path_get(&buf->evict_path);
 	}
 	list_add_tail(&buf->evict_node, &mm->reclaim);
 	/*
@@ -220,10 +226,9 @@ static bool select_above_floor_locked(struct memmgr_dev *mm, u64 need,
  * Evict unpinned storage buffers until at least @need pages are back,
  * without taking storage below @floor.  With no floor, each victim is the
  * least recently used or one at random (evict_policy); the policy checked
- * that enough are evictable.  Each victim goes on @victims with a
- * reference and, if its file is still open, a reference to the file, for
- * memmgr_victims_reclaim().  Return false, evicting nothing, when the
- * floor leaves too few.
+ * that enough are evictable.  Each victim goes to the reclaim worker
+ * (evict_one_locked()).  Return false, evicting nothing, when the floor
+ * leaves too few.
  */
 static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor)
 {
@@ -403,7 +408,7 @@ static int wait_for_grant(struct memmgr_waiter *w, s64 timeout_ms)
  * caller's memmgr_buddy_alloc() waits for them if it must.
  *
  * Context: process context, may sleep.  Takes memmgr_dev.lock.
- * Return: 0 when charged, -E2BIG, -EAGAIN, -ETIMEDOUT or -EINTR.
+ * Return: 0 when charged, -E2BIG, -EAGAIN, -ETIMEDOUT, -EINTR or -ENOMEM.
  */
 int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		   s64 timeout_ms, bool nonblock)
@@ -417,14 +422,18 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 	u64 evict = 0;
 	int ret;
 
-	spin_lock(&mm->lock);
-	while (pool == MEMMGR_POOL_EXEC &&
-	       !(w.id = memmgr_execid_get_locked(f, tag))) {
+	/* An exec id new to its file may need a node: allocated unlocked. */
+	for (;;) {
+		spin_lock(&mm->lock);
+		if (pool != MEMMGR_POOL_EXEC)
+			break;
+		w.id = memmgr_execid_get_locked(f, tag);
+		if (w.id)
+			break;
 		spin_unlock(&mm->lock);
 		ret = memmgr_execid_refill(f);
 		if (ret)
 			return ret;
-		spin_lock(&mm->lock);
 	}
 	if (queue_clear_locked(mm, pool)) {
 		v = try_grant_locked(mm, f, pool, tag, pages, w.id);
@@ -512,12 +521,15 @@ void memmgr_reclaim_work(struct work_struct *work)
 		bool written = true;	/* in-kernel clients write */
 
 		list_del(&buf->evict_node);
-		if (buf->evict_inode) {
-			memmgr_buf_revoke(buf, buf->evict_inode->i_mapping);
+		if (buf->evict_path.dentry) {
+			memmgr_buf_revoke(buf,
+					  d_inode(buf->evict_path.dentry)->i_mapping);
 			written = READ_ONCE(buf->mapped);
-			iput(buf->evict_inode);
-			buf->evict_inode = NULL;
+			path_put(&buf->evict_path);
+			buf->evict_path = (struct path){};
 		}
+		/* Pairs with memmgr_buf_revoked(): revoked, then said so. */
+		smp_store_release(&buf->revoked, true);
 		memmgr_buddy_free(&mm->buddy, &buf->blocks, written);
 		memmgr_buf_put(buf);
 		cond_resched();

@@ -65,8 +65,10 @@ check $? "insmod total=256M takes 262144 kB (off by ${d} kB)"
 	[ "$(cat /sys/module/memmgr/parameters/storage_pct)" = 25 ]
 check $? "parameters read back: total=268435456 storage_pct=25"
 
-# Use some memory in between: the test program fills both pools.
-memmgr_test -r mm.zeroed_after_other_client >/dev/null 2>&1
+# Use some memory in between: memmgr_test fills both pools, and its
+# close_with_eviction_pending leaves an eviction for the reclaim worker.
+# (6.1's kselftest harness runs every test: it has no filter option.)
+memmgr_test >/dev/null 2>&1
 rmmod memmgr
 d=$(abs $(($(memfree_kb) - base)))
 [ "$d" -le "$tol_kb" ] && ! loaded

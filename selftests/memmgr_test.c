@@ -750,4 +750,29 @@ TEST_F(mm, kill9_frees_everything)
 	EXPECT_EQ(self->T, st.free);
 }
 
+/*
+ * A file whose evicted buffer the reclaim worker has not taken yet closes
+ * at once.  Last in this file: the load test unloads memmgr right after
+ * it, with the eviction's pages likely still on their way back.
+ */
+TEST_F(mm, close_with_eviction_pending)
+{
+	struct memmgr_alloc a, b;
+	unsigned char *p;
+	int fd = mm_open(0);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, mm_alloc_wait(fd, ST, self->S, 1, 0,
+			      MEMMGR_ALLOC_UNPINNED, &a));
+	p = map(fd, &a);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, a.granted);
+	ASSERT_EQ(0, munmap(p, a.granted));
+	ASSERT_EQ(0, mm_alloc_wait(self->fd, ST, self->S, 2, 0, 0, &b));
+	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
+	EXPECT_EQ(0, close(fd));
+	EXPECT_EQ(self->S, mm_stats(self->fd).pool[ST].used);
+	EXPECT_EQ(self->S, mm_stats(self->fd).client_used[ST]);
+}
+
 TEST_HARNESS_MAIN

@@ -41,7 +41,7 @@
  *
  * Memory always reads as zeros when it is handed out, small objects
  * included (a small object's whole class size).
-
+ *
  * Errors: every function returning an integer returns 0 (or a count of
  * bytes) on success and a negative errno value on failure;
  * memmgr_strerror() describes it.
