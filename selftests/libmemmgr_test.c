@@ -799,6 +799,25 @@ TEST_F(lib, pressure_trims_retained)
 	EXPECT_EQ(3, DELTA(stats(self->mm), EX, declined));
 }
 
+/* A request that may wait but fits now keeps the retained chunks. */
+TEST_F(lib, waiting_request_that_fits_keeps_retained)
+{
+	uint64_t top = chunk_of(MEMMGR_SMALL_MAX, self->pg);
+	struct memmgr_lib_stats st;
+	void *p;
+
+	ASSERT_EQ(0, churn(self->mm, 1, MEMMGR_SMALL_MAX, 1));
+	EXPECT_EQ(top, stats(self->mm).small_retained);
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, 2 * self->pg, 50, &p));
+	st = stats(self->mm);
+	EXPECT_EQ(top, st.small_retained);
+	EXPECT_EQ(1, st.small_chunks);
+	EXPECT_EQ(top + 2 * self->pg, st.kernel.client_used[EX]);
+	EXPECT_EQ(0, DELTA(st, EX, declined));
+	EXPECT_EQ(0, DELTA(st, EX, held));
+	EXPECT_EQ(0, memmgr_free(self->mm, p));
+}
+
 /* Only the handle's own retained chunks go back under pressure. */
 TEST_F(lib, pressure_spares_other_handles)
 {

@@ -632,9 +632,27 @@ static uint64_t trim_all(struct memmgr *mm)
 }
 
 /*
+ * Would @size bytes of @pool be granted at once, by the kernel's figures
+ * now?  A guess (other clients move on meanwhile) that decides whether
+ * retained chunks go back before a request that may wait.
+ */
+static bool fits_now(struct memmgr *mm, uint32_t pool, size_t size)
+{
+	uint64_t mask = ((uint64_t)1 << mm->page_shift) - 1;
+	uint64_t bytes = ((uint64_t)size + mask) & ~mask;
+	struct memmgr_stats st;
+
+	if (ioctl(mm->fd, MEMMGR_IOC_STATS, &st) || st.waiters ||
+	    bytes > st.free)
+		return false;
+	return pool != MEMMGR_POOL_STORAGE ||
+	       st.pool[pool].used + bytes <= st.pool[pool].quota;
+}
+
+/*
  * MEMMGR_IOC_ALLOC, under pressure without this handle's retained chunks:
- * they go back before a request that may wait, and after a request that
- * was declined at once, which is then tried again.
+ * they go back before a request that may wait and would not fit now, and
+ * after a request that was declined at once, which is then tried again.
  */
 static int kernel_alloc_trim(struct memmgr *mm, uint32_t pool, uint64_t tag,
 			     size_t size, int64_t timeout_ms,
@@ -642,7 +660,7 @@ static int kernel_alloc_trim(struct memmgr *mm, uint32_t pool, uint64_t tag,
 {
 	int ret;
 
-	if (timeout_ms)
+	if (timeout_ms && !fits_now(mm, pool, size))
 		trim_all(mm);
 	ret = kernel_alloc(mm, pool, tag, size, timeout_ms, a);
 	if (ret == -EAGAIN && !timeout_ms && trim_all(mm))

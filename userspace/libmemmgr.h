@@ -32,7 +32,8 @@
  * goes back as soon as it is empty.  Retained chunks go back when their
  * exec id is released, on memmgr_trim(), when the cap is lowered below
  * them, at memmgr_close(), and when this handle's memory runs short: before
- * a request to the kernel that may wait (a timeout other than 0), and after
+ * a request to the kernel that may wait (a timeout other than 0) and would
+ * not be granted at once by the kernel's figures of the moment, and after
  * one the kernel declined at once (timeout 0), which is then made again,
  * once.  Only this handle's own retained chunks are given back so; another
  * handle's are not.  The kernel charges every chunk held, retained ones
