@@ -246,7 +246,7 @@ int memmgr_evicted_pop(struct memmgr_file *f, u64 *tags, u32 count,
 		       u64 *pending);
 void memmgr_reclaim_work(struct work_struct *work);
 void memmgr_reclaim_flush(struct memmgr_dev *mm);
-void memmgr_reclaim_kick(struct memmgr_dev *mm);
+void memmgr_reclaim_kick(struct memmgr_buddy *b);
 
 /* An evicted buffer whose mappings the reclaim worker has revoked. */
 static inline bool memmgr_buf_revoked(struct memmgr_buffer *buf)

@@ -231,6 +231,8 @@ void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
 		page = take_block_locked(b, &order);
 		spin_unlock(&b->lock);
 		if (!page) {
+			if (b->short_of_pages)
+				b->short_of_pages(b);
 			wait_event(b->wait, READ_ONCE(b->free_pages));
 			continue;
 		}

@@ -27,6 +27,8 @@
  * @free_pages:	pages in all @free lists and on @quick
  * @total_pages: pages reserved from the kernel; fixed after reserve
  * @wait:	allocations waiting for pages on their way back
+ * @short_of_pages: if set, called before an allocation waits on @wait, so
+ *		that whoever holds the pages on their way back hurries
  *
  * Each page of the reserve keeps in page->private the order of the block
  * the kernel gave it in (its home block: blocks never merge beyond it), and
@@ -43,6 +45,7 @@ struct memmgr_buddy {
 	unsigned long free_pages;
 	unsigned long total_pages;
 	wait_queue_head_t wait;
+	void (*short_of_pages)(struct memmgr_buddy *b);
 };
 
 int memmgr_buddy_reserve(struct memmgr_buddy *b, unsigned long pages);

@@ -346,9 +346,6 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 			     nonblock);
 	if (ret)
 		goto out_put;
-	/* Not enough pages back yet: revoke what was evicted now. */
-	if (READ_ONCE(mm->buddy.free_pages) < pages)
-		memmgr_reclaim_kick(mm);
 	memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
 	ret = buf_insert(f, buf, pinned);
 	if (ret)

@@ -152,6 +152,7 @@ static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
 	INIT_LIST_HEAD(&mm->lru);
 	INIT_LIST_HEAD(&mm->reclaim);
 	INIT_DELAYED_WORK(&mm->reclaim_work, memmgr_reclaim_work);
+	mm->buddy.short_of_pages = memmgr_reclaim_kick;
 	/* Every storage buffer has a page at least. */
 	mm->evictable = kvcalloc(pages, sizeof(*mm->evictable), GFP_KERNEL);
 	if (!mm->evictable)

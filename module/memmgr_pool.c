@@ -552,12 +552,14 @@ void memmgr_reclaim_flush(struct memmgr_dev *mm)
 
 /**
  * memmgr_reclaim_kick() - revoke pending victims now, without waiting
- * @mm:	the device
+ * @b:	the device's buddy, about to wait for pages on their way back
  *
- * For an allocation about to wait for their pages.
+ * memmgr_buddy.short_of_pages: evicted buffers' pages may be the ones.
  */
-void memmgr_reclaim_kick(struct memmgr_dev *mm)
+void memmgr_reclaim_kick(struct memmgr_buddy *b)
 {
+	struct memmgr_dev *mm = container_of(b, struct memmgr_dev, buddy);
+
 	mod_delayed_work(system_unbound_wq, &mm->reclaim_work, 0);
 }
 
