@@ -7,7 +7,22 @@
 #ifndef _MEMMGR_COMPAT_H
 #define _MEMMGR_COMPAT_H
 
+#include <linux/bits.h>
 #include <linux/mm.h>
+#include <linux/mmzone.h>
+
+/*
+ * Pages in a block of the kernel's largest allocatable order.  That order
+ * is MAX_PAGE_ORDER since 6.8, MAX_ORDER in 6.4 to 6.7, and MAX_ORDER - 1
+ * up to 6.3 (where MAX_ORDER was exclusive).  MAX_ORDER_NR_PAGES is the
+ * pages of that largest block in all of them, so no probe has to tell an
+ * inclusive MAX_ORDER from an exclusive one.
+ */
+#ifdef MAX_PAGE_ORDER
+#define MEMMGR_KERNEL_MAX_BLOCK_PAGES	BIT(MAX_PAGE_ORDER)
+#else
+#define MEMMGR_KERNEL_MAX_BLOCK_PAGES	((unsigned long)MAX_ORDER_NR_PAGES)
+#endif
 
 /* vm_flags became read-only with accessors in 6.3. */
 static inline void memmgr_vm_flags_mod(struct vm_area_struct *vma,

@@ -6,6 +6,8 @@
  *
  *   memmgr_dev.files_lock   mutex: the list of open files
  *     memmgr_dev.lock       spinlock: accounting, holds, buffer states
+ *   kernel_param_lock       (module parameter writes: mode, exec_fair)
+ *     memmgr_dev.lock
  *   mmap_lock (core mm: mmap() and page faults)
  *     memmgr_file.lock      mutex: one open file's tables
  *       memmgr_dev.lock     spinlock
@@ -27,7 +29,6 @@
 #include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mutex.h>
-#include <linux/path.h>
 #include <linux/rbtree.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -54,20 +55,55 @@ struct memmgr_counters {
 	u64 evicted_pages;
 };
 
+#define MEMMGR_NR_BUCKETS	64
+
+/**
+ * struct memmgr_evictable - unpinned storage buffers, by size
+ * @bufs:	per bucket k (buffers of 2^k to 2^(k+1) - 1 pages), its
+ *		buffers in no order; a buffer's @evict_idx is its index
+ * @nr:		buffers in each bucket
+ * @lru:	per bucket, its buffers least recently used first
+ * @mask:	bit k set while bucket k is not empty
+ * @count:	buffers in all buckets
+ * @clock:	ticks of use; a buffer's @stamp is its last
+ * @gen:	changes whenever the set or its LRU order does
+ * @failed:	the last memmgr_evict_select() that found too little, and
+ *		@gen then
+ * @examined:	buffers looked at to choose victims, since load
+ * @nr_buckets:	buckets with room: those of sizes up to the reserve
+ *
+ * Protected by memmgr_dev.lock.
+ */
+struct memmgr_evictable {
+	struct memmgr_buffer **bufs[MEMMGR_NR_BUCKETS];
+	unsigned long nr[MEMMGR_NR_BUCKETS];
+	struct list_head lru[MEMMGR_NR_BUCKETS];
+	u64 mask;
+	unsigned long count;
+	u64 clock;
+	u64 gen;
+	struct {
+		u64 gen;
+		u64 need;
+		u64 room;
+		bool lru;
+	} failed;
+	u64 examined;
+	unsigned int nr_buckets;
+};
+
 /**
  * struct memmgr_dev - the one memmgr instance
  * @misc:	/dev/memmgr
  * @lock:	protects @policy, @stats, @waiters, @nr_waiters, @evictable,
- *		@nr_evictable, @next_pgoff, @reclaim, and each buffer's state,
- *		pins and evict_idx
+ *		@wake_pass, @reclaim, and each buffer's state, pins, stamp and
+ *		place in @evictable
  * @policy:	the accounting the rules check
  * @stats:	per pool counters
  * @waiters:	held requests per pool, oldest first
  * @nr_waiters:	requests held right now
- * @evictable:	live storage buffers with no pin, in no order
- * @nr_evictable: entries used in @evictable
- * @lru:	the same buffers, least recently used first
- * @next_pgoff:	the next free mmap offset, in pages; offsets are never reused
+ * @wake_pass:	counts memmgr_wake_locked()'s passes over a queue
+ * @evictable:	live storage buffers with no pin (memmgr_evict.c)
  * @reclaim:	evicted buffers whose mappings are still to be revoked
  * @reclaim_work: revokes them and gives their pages back
  * @buddy:	the reserve
@@ -84,10 +120,8 @@ struct memmgr_dev {
 	struct memmgr_counters stats[MEMMGR_NR_POOLS];
 	struct list_head waiters[MEMMGR_NR_POOLS];
 	u32 nr_waiters;
-	struct memmgr_buffer **evictable;
-	unsigned long nr_evictable;
-	struct list_head lru;
-	u64 next_pgoff;
+	u64 wake_pass;
+	struct memmgr_evictable evictable;
 	struct list_head reclaim;
 	struct delayed_work reclaim_work;
 	struct memmgr_buddy buddy;
@@ -103,13 +137,17 @@ struct memmgr_dev {
  * @mm:		the device
  * @filp:	the file; its mapping is where this file's buffers are mapped.
  *		NULL for an in-kernel client, which has no mappings
+ * @inode:	the inode whose address space is @filp's f_mapping
+ *		(memmgr_inode.c), or NULL for an in-kernel client
  * @node:	in memmgr_dev.files
- * @pid:	the process that opened it (thread group id)
+ * @pid:	the process that opened it (its thread group id); a reference
  * @comm:	its command name
- * @lock:	protects @offsets' contents and @tags
- * @offsets:	its buffers by mmap offset (in pages); handles and mmap()
- *		find them here
+ * @lock:	protects @offsets, @tags and @next_seq
+ * @offsets:	its buffers by mmap offset (in pages), with the free gaps
+ *		between them (memmgr_offset.c); handles and mmap() find
+ *		them here
  * @tags:	buffers ordered by (pool, tag, offset)
+ * @next_seq:	the sequence number of its next buffer, for handles
  * @used:	pages per pool; protected by memmgr_dev.lock
  * @evicted:	eviction notices: evicted buffers not yet reported, oldest
  *		first; protected by memmgr_dev.lock
@@ -122,16 +160,23 @@ struct memmgr_dev {
  *		unlinked node; protected by memmgr_dev.lock
  * @spare_buf:	a freed buffer no one refers to any more, kept for the next
  *		allocation, or NULL; taken and put back with xchg()/cmpxchg()
+ * @waiters:	its held requests per pool, oldest first; protected by
+ *		memmgr_dev.lock
+ * @blocked_pass: the memmgr_dev.wake_pass in which one of its held
+ *		requests did not fit, so its later ones wait; protected by
+ *		memmgr_dev.lock
  */
 struct memmgr_file {
 	struct memmgr_dev *mm;
 	struct file *filp;
+	struct inode *inode;
 	struct list_head node;
-	pid_t pid;
+	struct pid *pid;
 	char comm[TASK_COMM_LEN];
 	struct mutex lock;		/* see above */
 	struct rb_root offsets;
 	struct rb_root tags;
+	u32 next_seq;
 	u64 used[MEMMGR_NR_POOLS];
 	struct list_head evicted;
 	u64 nr_evicted;
@@ -139,6 +184,8 @@ struct memmgr_file {
 	struct rb_root execids;
 	struct memmgr_execid *idle_execid;
 	struct memmgr_buffer *spare_buf;
+	struct list_head waiters[MEMMGR_NR_POOLS];
+	u64 blocked_pass;
 };
 
 /**
@@ -158,7 +205,10 @@ struct memmgr_execid {
 };
 
 enum memmgr_buf_state {
-	MEMMGR_BUF_NEW,		/* memory being taken, not visible yet */
+	/* In its file's tables, tag and range reserved, while its request
+	 * is decided; no call finds it.
+	 */
+	MEMMGR_BUF_NEW,
 	MEMMGR_BUF_LIVE,	/* granted, mapped on demand */
 	MEMMGR_BUF_EVICTED,	/* storage memory given to another request */
 	MEMMGR_BUF_FREED,	/* freed by its owner */
@@ -170,15 +220,19 @@ enum memmgr_buf_state {
  *		evicted and not yet reclaimed) hold one
  * @file:	the owner; valid while the buffer is in its tables, and under
  *		memmgr_dev.lock while the buffer is LIVE
- * @pgoff:	first page of its mmap range; its handle is @pgoff + 1
+ * @pgoff:	first page of its mmap range
+ * @seq:	its file's sequence number for it; its handle is @seq in the
+ *		high 32 bits and @pgoff + 1 in the low 32
  * @nr_pages:	its size
  * @tag:	page id or exec id
  * @pool:	MEMMGR_POOL_*
  * @state:	enum memmgr_buf_state; protected by memmgr_dev.lock
  * @pins:	pin count; protected by memmgr_dev.lock
- * @evict_idx:	index in memmgr_dev.evictable, or -1; protected by
+ * @evict_idx:	index in its bucket of memmgr_dev.evictable, or -1;
+ *		protected by memmgr_dev.lock
+ * @lru_node:	in its bucket's LRU list while evictable; protected by
  *		memmgr_dev.lock
- * @lru_node:	in memmgr_dev.lru while evictable; protected by
+ * @stamp:	the evictable set's tick of its last use; protected by
  *		memmgr_dev.lock
  * @notice_node: in its file's eviction notices; protected by
  *		memmgr_dev.lock
@@ -186,15 +240,23 @@ enum memmgr_buf_state {
  *		by whoever moved the buffer out of LIVE
  * @map_lock:	held by the fault handler while it maps pages, and around
  *		revocation, so no page is mapped after revocation
+ * @map_head:	the block where the fault handler's last walk of @blocks
+ *		ended, or NULL; protected by @map_lock
+ * @map_idx:	the index of @map_head's first page in the buffer;
+ *		protected by @map_lock
  * @mapped:	a fault has run on it, so pages may be mapped and written;
  *		set under @map_lock, final once revoked out of LIVE (see
  *		memmgr_buf_revoke())
  * @offset_node: in memmgr_file.offsets; protected by memmgr_file.lock
+ * @gap:	free pages of the offset space right before its range;
+ *		protected by memmgr_file.lock
+ * @subtree_gap: the largest @gap in its @offset_node subtree; protected
+ *		by memmgr_file.lock
  * @tag_node:	in memmgr_file.tags; protected by memmgr_file.lock
  * @evict_node:	on memmgr_dev.reclaim, then the reclaim worker's list
- * @evict_path: the owner's file's path, held for the reclaim worker to
- *		revoke the buffer's mappings through its inode; not the
- *		file, whose close must not wait for the worker
+ * @evict_inode: the owner's file's inode, referenced for the reclaim
+ *		worker, which revokes the buffer's mappings in its address
+ *		space; not the file, whose close must not wait for the worker
  * @revoked:	evicted, and the reclaim worker has revoked its mappings
  * @free_node:	on the owner's list of buffers it is freeing
  */
@@ -204,19 +266,25 @@ struct memmgr_buffer {
 	u64 pgoff;
 	u64 nr_pages;
 	u64 tag;
+	u32 seq;
 	u32 pool;
 	u32 state;
 	u32 pins;
 	long evict_idx;
 	struct list_head lru_node;
+	u64 stamp;
 	struct list_head notice_node;
 	struct list_head blocks;
 	struct mutex map_lock;		/* see above */
+	struct page *map_head;
+	u64 map_idx;
 	bool mapped;
 	struct rb_node offset_node;
+	u64 gap;
+	u64 subtree_gap;
 	struct rb_node tag_node;
 	struct list_head evict_node;
-	struct path evict_path;
+	struct inode *evict_inode;
 	bool revoked;
 	struct list_head free_node;
 };
@@ -254,6 +322,30 @@ static inline bool memmgr_buf_revoked(struct memmgr_buffer *buf)
 	/* Pairs with memmgr_reclaim_work(): revoked, then said so. */
 	return smp_load_acquire(&buf->revoked);
 }
+
+/* memmgr_evict.c: the evictable set and the choice of victims */
+int memmgr_evictable_init(struct memmgr_evictable *e, u64 pages);
+void memmgr_evictable_exit(struct memmgr_evictable *e);
+void memmgr_evictable_add(struct memmgr_evictable *e,
+			  struct memmgr_buffer *buf);
+void memmgr_evictable_del(struct memmgr_evictable *e,
+			  struct memmgr_buffer *buf);
+void memmgr_evictable_touch(struct memmgr_evictable *e,
+			    struct memmgr_buffer *buf);
+struct memmgr_buffer *memmgr_evict_victim(struct memmgr_evictable *e,
+					  bool lru);
+bool memmgr_evict_select(struct memmgr_evictable *e, bool lru, u64 need,
+			 u64 room, struct list_head *picked);
+
+/* memmgr_offset.c: each file's mmap offsets */
+int memmgr_offset_insert(struct memmgr_file *f, struct memmgr_buffer *buf);
+void memmgr_offset_erase(struct memmgr_file *f, struct memmgr_buffer *buf);
+struct memmgr_buffer *memmgr_offset_find(struct memmgr_file *f, u64 pgoff);
+
+/* memmgr_inode.c: each open file's address space */
+int memmgr_inode_init(void);
+void memmgr_inode_exit(void);
+struct inode *memmgr_inode_new(void);
 
 /* memmgr_fair.c: active exec ids */
 struct memmgr_execid *memmgr_execid_get_locked(struct memmgr_file *f, u64 tag);

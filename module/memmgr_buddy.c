@@ -217,10 +217,13 @@ static struct page *take_block_locked(struct memmgr_buddy *b,
  *
  * Context: process context, may sleep.  The pages may be stale: pass
  * each through memmgr_page_expose() before a client can see it.  Waits
- * for pages that freed or evicted buffers are still giving back.
+ * for pages that freed or evicted buffers are still giving back; a fatal
+ * signal ends the wait.
+ * Return: 0, or -EINTR with the blocks taken so far on @blocks, for the
+ * caller to give back.
  */
-void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
-			struct list_head *blocks)
+int memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
+		       struct list_head *blocks)
 {
 	while (pages) {
 		unsigned int order = min_t(unsigned int, ilog2(pages),
@@ -233,12 +236,15 @@ void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
 		if (!page) {
 			if (b->short_of_pages)
 				b->short_of_pages(b);
-			wait_event(b->wait, READ_ONCE(b->free_pages));
+			if (wait_event_killable(b->wait,
+						READ_ONCE(b->free_pages)))
+				return -EINTR;
 			continue;
 		}
 		list_add_tail(&page->lru, blocks);
 		pages -= 1UL << order;
 	}
+	return 0;
 }
 
 /**

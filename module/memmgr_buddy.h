@@ -5,13 +5,24 @@
 #ifndef _MEMMGR_BUDDY_H
 #define _MEMMGR_BUDDY_H
 
+#include <linux/bits.h>
+#include <linux/build_bug.h>
 #include <linux/list.h>
 #include <linux/mmzone.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 
-/* The largest block: the kernel's own largest order. */
-#define MEMMGR_MAX_ORDER	(MAX_ORDER - 1)
+#include "compat.h"
+
+/*
+ * The largest block: order 10, 4 MiB with 4 KiB pages.  The reserve is
+ * taken from the kernel in blocks of up to this order, so the kernel must
+ * be able to allocate it.
+ */
+#define MEMMGR_MAX_ORDER	10
+
+static_assert(BIT(MEMMGR_MAX_ORDER) <= MEMMGR_KERNEL_MAX_BLOCK_PAGES,
+	      "MEMMGR_MAX_ORDER is above the kernel's largest order");
 
 /* Freed single pages kept unmerged for the next single-page requests. */
 #define MEMMGR_QUICK_MAX	64
@@ -50,8 +61,8 @@ struct memmgr_buddy {
 
 int memmgr_buddy_reserve(struct memmgr_buddy *b, unsigned long pages);
 void memmgr_buddy_release(struct memmgr_buddy *b);
-void memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
-			struct list_head *blocks);
+int memmgr_buddy_alloc(struct memmgr_buddy *b, unsigned long pages,
+		       struct list_head *blocks);
 void memmgr_buddy_free(struct memmgr_buddy *b, struct list_head *blocks,
 		       bool written);
 void memmgr_page_expose(struct page *page);

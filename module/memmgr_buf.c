@@ -12,12 +12,6 @@
 #include "memmgr.h"
 #include "memmgr_trace.h"
 
-/*
- * mmap offsets are handed out once and never reused; the last page offset
- * keeps every byte offset below LLONG_MAX, as mmap() wants.
- */
-#define MEMMGR_PGOFF_MAX	((u64)LLONG_MAX >> PAGE_SHIFT)
-
 static struct kmem_cache *memmgr_buf_cache;
 
 int memmgr_buf_cache_create(void)
@@ -83,9 +77,7 @@ static void buf_recycle(struct kref *ref)
 
 	WARN_ON_ONCE(!list_empty(&buf->blocks));
 	mutex_destroy(&buf->map_lock);
-	/* With KASAN, free it: a use after free must not go unseen. */
-	if (IS_ENABLED(CONFIG_KASAN) ||
-	    cmpxchg(&buf->file->spare_buf, NULL, buf))
+	if (cmpxchg(&buf->file->spare_buf, NULL, buf))
 		kmem_cache_free(memmgr_buf_cache, buf);
 }
 
@@ -154,63 +146,39 @@ static struct memmgr_buffer *tag_next(struct memmgr_buffer *buf)
 	return next->pool == buf->pool && next->tag == buf->tag ? next : NULL;
 }
 
+static u64 buf_handle(const struct memmgr_buffer *buf)
+{
+	return (u64)buf->seq << 32 | (buf->pgoff + 1);
+}
+
 /*
- * The offset tree: buffers by first page.  Their ranges never overlap, and
- * offsets only grow, so an insertion goes to the right end.
+ * Is @buf past its request, LIVE or evicted?  A NEW buffer only holds its
+ * tag and range while its request is decided: no call may find it.  Its
+ * state changes from NEW under memmgr_file.lock as well.
  */
-static void offset_insert_locked(struct memmgr_file *f,
-				 struct memmgr_buffer *buf)
+static bool buf_granted(const struct memmgr_buffer *buf)
 {
-	struct rb_node **link = &f->offsets.rb_node, *parent = NULL;
-
-	lockdep_assert_held(&f->lock);
-	while (*link) {
-		parent = *link;
-		if (buf->pgoff < rb_entry(parent, struct memmgr_buffer,
-					  offset_node)->pgoff)
-			link = &parent->rb_left;
-		else
-			link = &parent->rb_right;
-	}
-	rb_link_node(&buf->offset_node, parent, link);
-	rb_insert_color(&buf->offset_node, &f->offsets);
+	return READ_ONCE(buf->state) != MEMMGR_BUF_NEW;
 }
 
-/* The buffer whose range holds page @pgoff, or NULL. */
-static struct memmgr_buffer *offset_find_locked(struct memmgr_file *f,
-						u64 pgoff)
-{
-	struct rb_node *node = f->offsets.rb_node;
-
-	lockdep_assert_held(&f->lock);
-	while (node) {
-		struct memmgr_buffer *b = rb_entry(node, struct memmgr_buffer,
-						   offset_node);
-
-		if (pgoff < b->pgoff)
-			node = node->rb_left;
-		else if (pgoff - b->pgoff >= b->nr_pages)
-			node = node->rb_right;
-		else
-			return b;
-	}
-	return NULL;
-}
-
+/* The granted buffer a handle names, or NULL. */
 static struct memmgr_buffer *find_locked(struct memmgr_file *f, u64 handle)
 {
+	u32 low = lower_32_bits(handle);
 	struct memmgr_buffer *buf;
 
-	if (!handle)
+	if (!low)
 		return NULL;
-	buf = offset_find_locked(f, handle - 1);
-	return buf && buf->pgoff == handle - 1 ? buf : NULL;
+	buf = memmgr_offset_find(f, low - 1);
+	if (!buf || buf_handle(buf) != handle || !buf_granted(buf))
+		return NULL;
+	return buf;
 }
 
 static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&f->lock);
-	rb_erase(&buf->offset_node, &f->offsets);
+	memmgr_offset_erase(f, buf);
 	rb_erase(&buf->tag_node, &f->tags);
 }
 
@@ -226,9 +194,11 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 	struct memmgr_buffer *buf = NULL;
 
 	mutex_lock(&f->lock);
-	buf = offset_find_locked(f, pgoff);
-	if (buf)
+	buf = memmgr_offset_find(f, pgoff);
+	if (buf && buf_granted(buf))
 		kref_get(&buf->ref);
+	else
+		buf = NULL;
 	mutex_unlock(&f->lock);
 	return buf;
 }
@@ -269,28 +239,15 @@ static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
 	return pages;
 }
 
-static bool tag_taken(struct memmgr_file *f, u32 pool, u64 tag)
-{
-	bool taken;
-
-	if (pool != MEMMGR_POOL_STORAGE)
-		return false;
-	mutex_lock(&f->lock);
-	taken = tag_first_locked(f, pool, tag);
-	mutex_unlock(&f->lock);
-	return taken;
-}
-
 /*
- * Give a charged buffer with its pages an mmap range, make it LIVE and put
- * it in the file's tables.  Nothing sees it before the tables have it but
- * an evictor, which may take it at once, like any other buffer.
+ * Put a NEW buffer in its file's tables before its request is decided:
+ * a storage buffer's tag is the file's from here on, so a second request
+ * for it fails before it could wait or evict, and the buffer has its mmap
+ * range, so the request cannot fail for want of one after evicting.
  */
-static int buf_insert(struct memmgr_file *f, struct memmgr_buffer *buf,
-		      bool pinned)
+static int buf_reserve(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
-	struct memmgr_dev *mm = f->mm;
-	int ret = 0;
+	int ret;
 
 	mutex_lock(&f->lock);
 	if (buf->pool == MEMMGR_POOL_STORAGE &&
@@ -298,21 +255,37 @@ static int buf_insert(struct memmgr_file *f, struct memmgr_buffer *buf,
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	spin_lock(&mm->lock);
-	if (mm->next_pgoff + buf->nr_pages - 1 > MEMMGR_PGOFF_MAX) {
-		spin_unlock(&mm->lock);
-		ret = -ENOSPC;
+	ret = memmgr_offset_insert(f, buf);
+	if (ret)
 		goto out_unlock;
-	}
-	buf->pgoff = mm->next_pgoff;
-	mm->next_pgoff += buf->nr_pages;
-	memmgr_buf_publish_locked(mm, buf, pinned);
-	spin_unlock(&mm->lock);
-	offset_insert_locked(f, buf);
+	buf->seq = f->next_seq++;
 	tag_insert_locked(f, buf);
 out_unlock:
 	mutex_unlock(&f->lock);
 	return ret;
+}
+
+static void buf_unreserve(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	mutex_lock(&f->lock);
+	tables_del_locked(f, buf);
+	mutex_unlock(&f->lock);
+}
+
+/*
+ * A charged buffer has its pages: make it LIVE.  From here on calls find
+ * it, and an evictor may take it at once, like any other buffer.
+ */
+static void buf_publish(struct memmgr_file *f, struct memmgr_buffer *buf,
+			bool pinned)
+{
+	struct memmgr_dev *mm = f->mm;
+
+	mutex_lock(&f->lock);
+	spin_lock(&mm->lock);
+	memmgr_buf_publish_locked(mm, buf, pinned);
+	spin_unlock(&mm->lock);
+	mutex_unlock(&f->lock);
 }
 
 /**
@@ -321,8 +294,11 @@ out_unlock:
  * @req:	the request; its out fields are filled on success
  * @nonblock:	the file is O_NONBLOCK
  *
+ * Nothing is evicted or charged for a request that fails, but for one
+ * whose task is killed while it waits for the pages it was granted.
+ *
  * Return: 0 or a negative errno (see memmgr_request(), and -EEXIST,
- * -ENOMEM, -ENOSPC).
+ * -ENOMEM, -ENOSPC, -EINTR).
  */
 int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		     bool nonblock)
@@ -336,29 +312,37 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 	/* A size that overflows when rounded is larger than any pool. */
 	if (!memmgr_size_to_pages(req->size, PAGE_SHIFT, &pages))
 		pages = U64_MAX;
-	if (tag_taken(f, req->pool, req->tag))
-		return -EEXIST;
+	/* Larger than the offset space: larger than any pool too. */
+	if (pages > MEMMGR_OFFSET_LIMIT >> PAGE_SHIFT)
+		pages = U64_MAX;
 	buf = buf_create(f, req->pool, req->tag, pages);
 	if (!buf)
 		return -ENOMEM;
-
+	if (pages != U64_MAX) {
+		ret = buf_reserve(f, buf);
+		if (ret)
+			goto out_put;
+	}
 	ret = memmgr_request(f, req->pool, req->tag, pages, req->timeout_ms,
 			     nonblock);
 	if (ret)
-		goto out_put;
-	memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
-	ret = buf_insert(f, buf, pinned);
+		goto out_unreserve;
+	ret = memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
 	if (ret)
-		goto out_free;
-
-	req->handle = buf->pgoff + 1;
+		goto out_uncharge;
+	/* Once published, another thread may free it: read it before. */
+	req->handle = buf_handle(buf);
 	req->offset = buf->pgoff << PAGE_SHIFT;
 	req->granted = pages << PAGE_SHIFT;
+	buf_publish(f, buf, pinned);
 	return 0;
 
-out_free:
+out_uncharge:
 	memmgr_buddy_free(&mm->buddy, &buf->blocks, false);
 	memmgr_charge_undo(f, req->pool, req->tag, pages);
+out_unreserve:
+	if (pages != U64_MAX)
+		buf_unreserve(f, buf);
 out_put:
 	memmgr_buf_put(buf);
 	return ret;
@@ -437,7 +421,8 @@ out_unlock:
 /**
  * memmgr_buf_lookup() - MEMMGR_IOC_LOOKUP
  * @f:		the file
- * @req:	in: the tag; out: the buffer
+ * @req:	in: the tag, or the handle with MEMMGR_LOOKUP_HANDLE; out:
+ *		the buffer
  *
  * Return: 0, -ENOENT or -ESTALE (evicted; the entry stays until freed).
  */
@@ -449,8 +434,11 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 	int ret = 0;
 
 	mutex_lock(&f->lock);
-	buf = tag_first_locked(f, MEMMGR_POOL_STORAGE, req->tag);
-	if (!buf) {
+	if (req->flags & MEMMGR_LOOKUP_HANDLE)
+		buf = find_locked(f, req->handle);
+	else
+		buf = tag_first_locked(f, MEMMGR_POOL_STORAGE, req->tag);
+	if (!buf || !buf_granted(buf)) {
 		ret = -ENOENT;
 		goto out_unlock;
 	}
@@ -462,7 +450,8 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 		memmgr_touch_locked(mm, buf);
 	}
 	spin_unlock(&mm->lock);
-	req->handle = buf->pgoff + 1;
+	req->tag = buf->tag;
+	req->handle = buf_handle(buf);
 	req->offset = buf->pgoff << PAGE_SHIFT;
 	req->size = buf->nr_pages << PAGE_SHIFT;
 out_unlock:
@@ -478,6 +467,8 @@ out_unlock:
  * @f:		the file
  * @req:	in: pool and tag; out: the bytes given back
  *
+ * Buffers of the tag whose ALLOC is still being decided stay.
+ *
  * Return: 0.
  */
 int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
@@ -489,6 +480,9 @@ int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
 	mutex_lock(&f->lock);
 	for (buf = tag_first_locked(f, req->pool, req->tag); buf; buf = next) {
 		next = tag_next(buf);
+		/* A request of this tag being decided is not released. */
+		if (!buf_granted(buf))
+			continue;
 		tables_del_locked(f, buf);
 		list_add_tail(&buf->free_node, &dead);
 	}

@@ -9,6 +9,8 @@
 #include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/poll.h>
+#include <linux/random.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -22,6 +24,16 @@ static bool all_zero(const __u64 *v, unsigned int n)
 		if (v[i])
 			return false;
 	return true;
+}
+
+/*
+ * Can the argument be written back?  Checked, by writing back what was
+ * read, before a command does anything that a failed copy-out would
+ * lose or would have done for nothing.
+ */
+static bool writable(void __user *uarg, const void *req, size_t size)
+{
+	return !copy_to_user(uarg, req, size);
 }
 
 static long ioctl_alloc(struct file *filp, void __user *uarg)
@@ -38,11 +50,14 @@ static long ioctl_alloc(struct file *filp, void __user *uarg)
 	if ((req.flags & MEMMGR_ALLOC_UNPINNED) &&
 	    req.pool != MEMMGR_POOL_STORAGE)
 		return -EINVAL;
+	if (!writable(uarg, &req, sizeof(req)))
+		return -EFAULT;
 
 	ret = memmgr_buf_alloc(filp->private_data, &req,
 			       filp->f_flags & O_NONBLOCK);
 	if (ret)
 		return ret;
+	/* Only if another thread took the memory away meanwhile. */
 	if (copy_to_user(uarg, &req, sizeof(req))) {
 		memmgr_buf_free(filp->private_data, req.handle);
 		return -EFAULT;
@@ -71,7 +86,16 @@ static long ioctl_lookup(struct file *filp, void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	req = (struct memmgr_lookup){ .tag = req.tag };
+	if ((req.flags & ~(u64)MEMMGR_LOOKUP_FLAGS) ||
+	    !all_zero(req.reserved, ARRAY_SIZE(req.reserved)))
+		return -EINVAL;
+	if (!writable(uarg, &req, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & MEMMGR_LOOKUP_HANDLE)
+		req = (struct memmgr_lookup){ .flags = req.flags,
+					      .handle = req.handle };
+	else
+		req = (struct memmgr_lookup){ .tag = req.tag };
 	ret = memmgr_buf_lookup(filp->private_data, &req);
 	if (ret && ret != -ESTALE)
 		return ret;
@@ -88,6 +112,8 @@ static long ioctl_release(struct file *filp, void __user *uarg)
 		return -EFAULT;
 	if (req.pool >= MEMMGR_NR_POOLS || req.flags)
 		return -EINVAL;
+	if (!writable(uarg, &req, sizeof(req)))
+		return -EFAULT;
 	memmgr_buf_release(filp->private_data, &req);
 	if (copy_to_user(uarg, &req, sizeof(req)))
 		return -EFAULT;
@@ -110,8 +136,9 @@ static long ioctl_evicted(struct file *filp, void __user *uarg)
 		return -EINVAL;
 	utags = u64_to_user_ptr(req.tags);
 	count = min_t(u32, req.count, MEMMGR_EVICTED_MAX);
-	/* Fail on an unwritable array before any notice is taken. */
-	if (count && clear_user(utags, count * sizeof(u64)))
+	/* Fail on anything unwritable before any notice is taken. */
+	if (!writable(uarg, &req, sizeof(req)) ||
+	    (count && clear_user(utags, count * sizeof(u64))))
 		return -EFAULT;
 	tags = kmalloc_array(max_t(u32, count, 1), sizeof(*tags), GFP_KERNEL);
 	if (!tags)
@@ -174,12 +201,16 @@ void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
 {
 	f->mm = mm;
 	f->filp = filp;
-	f->pid = task_tgid_vnr(current);
+	f->pid = get_pid(task_tgid(current));
 	get_task_comm(f->comm, current);
 	mutex_init(&f->lock);
 	f->offsets = RB_ROOT;
+	/* Handles of two files differ, but by chance. */
+	f->next_seq = get_random_u32();
 	f->tags = RB_ROOT;
 	INIT_LIST_HEAD(&f->evicted);
+	INIT_LIST_HEAD(&f->waiters[MEMMGR_POOL_STORAGE]);
+	INIT_LIST_HEAD(&f->waiters[MEMMGR_POOL_EXEC]);
 	f->execids = RB_ROOT;
 	init_waitqueue_head(&f->poll_wait);
 	mutex_lock(&mm->files_lock);
@@ -200,6 +231,7 @@ void memmgr_file_exit(struct memmgr_file *f)
 	mutex_lock(&mm->files_lock);
 	list_del(&f->node);
 	mutex_unlock(&mm->files_lock);
+	put_pid(f->pid);
 	mutex_destroy(&f->lock);
 }
 
@@ -217,17 +249,29 @@ static __poll_t memmgr_poll(struct file *filp, poll_table *wait)
 	return mask;
 }
 
+/* Each open file maps its buffers in an address space of its own. */
 static int memmgr_open(struct inode *inode, struct file *filp)
 {
 	struct miscdevice *misc = filp->private_data;
 	struct memmgr_file *f;
+	int ret;
 
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f)
 		return -ENOMEM;
+	f->inode = memmgr_inode_new();
+	if (IS_ERR(f->inode)) {
+		ret = PTR_ERR(f->inode);
+		goto out_free;
+	}
+	filp->f_mapping = f->inode->i_mapping;
 	memmgr_file_init(container_of(misc, struct memmgr_dev, misc), f, filp);
 	filp->private_data = f;
 	return 0;
+
+out_free:
+	kfree(f);
+	return ret;
 }
 
 static int memmgr_release(struct inode *inode, struct file *filp)
@@ -235,6 +279,7 @@ static int memmgr_release(struct inode *inode, struct file *filp)
 	struct memmgr_file *f = filp->private_data;
 
 	memmgr_file_exit(f);
+	iput(f->inode);
 	kfree(f);
 	return 0;
 }

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KUnit suites for memmgr's buddy allocator and policy arithmetic, built as
- * their own module (memmgr_kunit.ko) where the kernel has CONFIG_KUNIT.
- * The two sources are compiled in here rather than exported from
+ * KUnit suites for memmgr's buddy allocator, evictable set, offset
+ * allocator and policy arithmetic, built as their own module
+ * (memmgr_kunit.ko) where the kernel has CONFIG_KUNIT.
+ * Their sources are compiled in here rather than exported from
  * memmgr.ko: 6.1 has no EXPORT_SYMBOL_IF_KUNIT, and the tests must not
  * widen memmgr's exported API.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
 #include <linux/highmem.h>
+#include <linux/kthread.h>
 
 #include "memmgr_buddy.c"
+#include "memmgr_evict.c"
+#include "memmgr_offset.c"
 #include "memmgr_policy.c"
 
 /* A 64-page reserve; the kernel may hand it over in several blocks. */
@@ -257,6 +263,64 @@ static void buddy_zeroes(struct kunit *test)
 	memmgr_buddy_free(b, &blocks, true);
 }
 
+struct buddy_waiter {
+	struct memmgr_buddy *b;
+	struct list_head blocks;
+	int ret;
+	struct completion done;
+};
+
+static int buddy_waiter_fn(void *arg)
+{
+	struct buddy_waiter *w = arg;
+
+	/*
+	 * SIGKILL as a process gets it: fatal, so that it is pending on the
+	 * thread and fatal_signal_pending() sees it (allow_signal() would
+	 * leave it on the shared queue, where killable waits do not look).
+	 */
+	kernel_sigaction(SIGKILL, SIG_DFL);
+	w->ret = memmgr_buddy_alloc(w->b, 1, &w->blocks);
+	complete(&w->done);
+	return 0;
+}
+
+/*
+ * An allocation that waits for pages on their way back ends on a fatal
+ * signal: -EINTR, with nothing taken.  (An uninterruptible wait never
+ * ends here: no page comes back until the test has its answer.)
+ */
+static void buddy_wait_killable(struct kunit *test)
+{
+	struct memmgr_buddy *b = test->priv;
+	struct buddy_waiter *w = kunit_kzalloc(test, sizeof(*w), GFP_KERNEL);
+	struct task_struct *task;
+	unsigned long done;
+	LIST_HEAD(all);
+	int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, w);
+	w->b = b;
+	INIT_LIST_HEAD(&w->blocks);
+	init_completion(&w->done);
+	KUNIT_ASSERT_EQ(test, memmgr_buddy_alloc(b, RESERVE_PAGES, &all), 0);
+	task = kthread_run(buddy_waiter_fn, w, "memmgr_kunit_wait");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	for (i = 0; i < 500 && !wq_has_sleeper(&b->wait); i++)
+		msleep(20);
+	KUNIT_EXPECT_TRUE(test, wq_has_sleeper(&b->wait));
+	send_sig(SIGKILL, task, 1);
+	done = wait_for_completion_timeout(&w->done, 10 * HZ);
+	KUNIT_EXPECT_NE(test, done, 0);
+	memmgr_buddy_free(b, &all, false);
+	/* If it is still waiting, the pages let it finish. */
+	if (!done)
+		wait_for_completion(&w->done);
+	KUNIT_EXPECT_EQ(test, w->ret, -EINTR);
+	KUNIT_EXPECT_TRUE(test, list_empty(&w->blocks));
+	memmgr_buddy_free(b, &w->blocks, false);
+}
+
 static struct kunit_case buddy_cases[] = {
 	KUNIT_CASE(buddy_reserve_counts),
 	KUNIT_CASE(buddy_alloc_exact),
@@ -264,6 +328,7 @@ static struct kunit_case buddy_cases[] = {
 	KUNIT_CASE(buddy_quick),
 	KUNIT_CASE(buddy_fragmented),
 	KUNIT_CASE(buddy_zeroes),
+	KUNIT_CASE(buddy_wait_killable),
 	{}
 };
 
@@ -353,7 +418,332 @@ static struct kunit_suite policy_suite = {
 	.test_cases = policy_test_cases,
 };
 
-kunit_test_suites(&buddy_suite, &policy_suite);
+/*
+ * The evictable set, with buffers that exist only here: nothing but their
+ * sizes and places in the set is used.
+ */
+struct evict_fixture {
+	struct memmgr_evictable e;
+	struct memmgr_buffer *bufs;
+	unsigned int n;
+};
 
-MODULE_DESCRIPTION("KUnit tests of memmgr's buddy allocator and policy");
+/* @n buffers of @pages pages each, added in index order. */
+static struct evict_fixture *evict_setup(struct kunit *test, u64 reserve,
+					 u64 pages, unsigned int n)
+{
+	struct evict_fixture *fx = kunit_kzalloc(test, sizeof(*fx), GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, fx);
+	KUNIT_ASSERT_EQ(test, memmgr_evictable_init(&fx->e, reserve), 0);
+	fx->bufs = kvcalloc(n, sizeof(*fx->bufs), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, fx->bufs);
+	fx->n = n;
+	for (i = 0; i < n; i++) {
+		fx->bufs[i].nr_pages = pages;
+		INIT_LIST_HEAD(&fx->bufs[i].evict_node);
+		memmgr_evictable_add(&fx->e, &fx->bufs[i]);
+	}
+	return fx;
+}
+
+static void evict_teardown(struct evict_fixture *fx)
+{
+	kvfree(fx->bufs);
+	memmgr_evictable_exit(&fx->e);
+}
+
+/*
+ * The case of issue 11: 32,768 two-page buffers and one page of room.  No
+ * bucket can hold a victim, so the search looks at no buffer at all (a
+ * walk of the buffers looked at all 32,768).
+ */
+static void evict_select_bounded(struct kunit *test)
+{
+	struct evict_fixture *fx = evict_setup(test, 65537, 2, 32768);
+	LIST_HEAD(picked);
+
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, false, 1, 1,
+						     &picked));
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 1, 1,
+						     &picked));
+	KUNIT_EXPECT_EQ(test, fx->e.examined, 0);
+	KUNIT_EXPECT_TRUE(test, list_empty(&picked));
+	KUNIT_EXPECT_EQ(test, fx->e.count, 32768);
+	/* Two pages of room: the oldest buffer, the only one looked at. */
+	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 1, 2,
+						    &picked));
+	KUNIT_EXPECT_EQ(test, fx->e.examined, 1);
+	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&picked,
+						   struct memmgr_buffer,
+						   evict_node), &fx->bufs[0]);
+	KUNIT_EXPECT_EQ(test, fx->bufs[0].evict_idx, -1);
+	KUNIT_EXPECT_EQ(test, fx->e.count, 32767);
+	evict_teardown(fx);
+}
+
+/* Bucket 1's array and LRU list, in order. */
+static void evict_snapshot(struct evict_fixture *fx,
+			   struct memmgr_buffer **slots,
+			   struct memmgr_buffer **lru)
+{
+	struct memmgr_buffer *buf;
+	unsigned int i = 0;
+
+	memcpy(slots, fx->e.bufs[1], fx->n * sizeof(*slots));
+	list_for_each_entry(buf, &fx->e.lru[1], lru_node)
+		lru[i++] = buf;
+}
+
+/*
+ * Need 7 pages in 7 of room, from two-page buffers: three are chosen, then
+ * one page is left and nothing fits.  Everything goes back as it was.
+ */
+static void evict_select_restores(struct kunit *test)
+{
+	struct memmgr_buffer *slots[8], *lru[8], *slots2[8], *lru2[8];
+	struct evict_fixture *fx = evict_setup(test, 64, 2, 8);
+	struct memmgr_buffer *buf;
+	unsigned int i, round;
+	LIST_HEAD(picked);
+
+	/* Some LRU order that is not the array's. */
+	memmgr_evictable_touch(&fx->e, &fx->bufs[2]);
+	memmgr_evictable_touch(&fx->e, &fx->bufs[0]);
+	memmgr_evictable_del(&fx->e, &fx->bufs[5]);
+	memmgr_evictable_add(&fx->e, &fx->bufs[5]);
+	evict_snapshot(fx, slots, lru);
+	for (round = 0; round < 20; round++) {
+		bool lru_policy = round & 1;
+
+		KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, lru_policy,
+							     7, 7, &picked));
+		KUNIT_EXPECT_TRUE(test, list_empty(&picked));
+		KUNIT_EXPECT_EQ(test, fx->e.count, 8);
+		evict_snapshot(fx, slots2, lru2);
+		for (i = 0; i < 8; i++) {
+			KUNIT_EXPECT_PTR_EQ(test, slots2[i], slots[i]);
+			KUNIT_EXPECT_PTR_EQ(test, lru2[i], lru[i]);
+			KUNIT_EXPECT_PTR_EQ(test,
+					    slots[fx->bufs[i].evict_idx],
+					    &fx->bufs[i]);
+		}
+	}
+	/* The LRU choice that works takes the oldest first. */
+	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 6, 7,
+						    &picked));
+	i = 0;
+	list_for_each_entry(buf, &picked, evict_node)
+		KUNIT_EXPECT_PTR_EQ(test, buf, lru[i++]);
+	KUNIT_EXPECT_EQ(test, i, 3);
+	KUNIT_EXPECT_EQ(test, fx->e.count, 5);
+	evict_teardown(fx);
+}
+
+/* With no room limit, the LRU victim is the oldest of every bucket. */
+static void evict_victim_lru_across_buckets(struct kunit *test)
+{
+	struct evict_fixture *fx = evict_setup(test, 1024, 1, 4);
+	struct memmgr_buffer *big = kunit_kcalloc(test, 3, sizeof(*big),
+						  GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, big);
+	for (i = 0; i < 3; i++) {
+		big[i].nr_pages = 5 << i;	/* buckets 2, 3 and 4 */
+		memmgr_evictable_add(&fx->e, &big[i]);
+	}
+	for (i = 0; i < 4; i++)
+		memmgr_evictable_touch(&fx->e, &fx->bufs[i]);
+	KUNIT_EXPECT_PTR_EQ(test, memmgr_evict_victim(&fx->e, true), &big[0]);
+	memmgr_evictable_touch(&fx->e, &big[0]);
+	KUNIT_EXPECT_PTR_EQ(test, memmgr_evict_victim(&fx->e, true), &big[1]);
+	memmgr_evictable_del(&fx->e, &big[1]);
+	memmgr_evictable_del(&fx->e, &big[2]);
+	KUNIT_EXPECT_PTR_EQ(test, memmgr_evict_victim(&fx->e, true),
+			    &fx->bufs[0]);
+	/* Buckets 0 (the one-page buffers) and 2 (big[0]) are left. */
+	KUNIT_EXPECT_EQ(test, fx->e.mask, BIT_ULL(0) | BIT_ULL(2));
+	memmgr_evictable_del(&fx->e, &big[0]);
+	for (i = 0; i < 4; i++)
+		memmgr_evictable_del(&fx->e, &fx->bufs[i]);
+	KUNIT_EXPECT_EQ(test, fx->e.count, 0);
+	KUNIT_EXPECT_EQ(test, fx->e.mask, 0);
+	evict_teardown(fx);
+}
+
+/*
+ * 64 two-page buffers cannot make 127 pages within 127 of room: the
+ * search takes 63 of them before it finds so, then puts them back.  The
+ * same search fails at once until the set changes.
+ */
+static void evict_select_failure_remembered(struct kunit *test)
+{
+	struct evict_fixture *fx = evict_setup(test, 256, 2, 64);
+	LIST_HEAD(picked);
+	u64 once;
+
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
+						     &picked));
+	once = fx->e.examined;
+	KUNIT_EXPECT_EQ(test, once, 63);
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
+						     &picked));
+	KUNIT_EXPECT_EQ(test, fx->e.examined, once);
+	/* Another search, or the same one after a change, looks again. */
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, false, 127, 127,
+						     &picked));
+	KUNIT_EXPECT_GT(test, fx->e.examined, once);
+	once = fx->e.examined;
+	memmgr_evictable_touch(&fx->e, &fx->bufs[3]);
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
+						     &picked));
+	KUNIT_EXPECT_EQ(test, fx->e.examined, once + 63);
+	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 126, 127,
+						    &picked));
+	KUNIT_EXPECT_EQ(test, fx->e.count, 1);
+	evict_teardown(fx);
+}
+
+static struct kunit_case evict_test_cases[] = {
+	KUNIT_CASE(evict_select_bounded),
+	KUNIT_CASE(evict_select_failure_remembered),
+	KUNIT_CASE(evict_select_restores),
+	KUNIT_CASE(evict_victim_lru_across_buckets),
+	{}
+};
+
+static struct kunit_suite evict_suite = {
+	.name = "memmgr_evict",
+	.test_cases = evict_test_cases,
+};
+
+/*
+ * The offset allocator, against a model: a bitmap of the pages in use,
+ * whose lowest free run of each size is where the next buffer must go.
+ */
+#define OFFSET_SPACE	256
+
+struct offset_fixture {
+	struct memmgr_file f;
+	struct memmgr_buffer bufs[64];
+	bool live[64];
+	DECLARE_BITMAP(used, OFFSET_SPACE + 64);
+};
+
+static u64 model_first_fit(struct offset_fixture *fx, u64 pages)
+{
+	unsigned long start = 0, zero;
+
+	for (;;) {
+		zero = find_next_zero_bit(fx->used, OFFSET_SPACE + 64, start);
+		start = find_next_bit(fx->used, OFFSET_SPACE + 64, zero);
+		if (start - zero >= pages)
+			return zero;
+	}
+}
+
+/* Every buffer's gap and subtree gap are what they must be. */
+static void offset_check_tree(struct kunit *test, struct offset_fixture *fx)
+{
+	struct rb_node *node;
+	u64 end = 0;
+
+	for (node = rb_first(&fx->f.offsets); node; node = rb_next(node)) {
+		struct memmgr_buffer *b = offset_entry(node);
+		u64 max = b->gap;
+
+		KUNIT_EXPECT_EQ(test, b->gap, b->pgoff - end);
+		if (node->rb_left)
+			max = max_t(u64, max, subtree_gap(node->rb_left));
+		if (node->rb_right)
+			max = max_t(u64, max, subtree_gap(node->rb_right));
+		KUNIT_EXPECT_EQ(test, b->subtree_gap, max);
+		end = b->pgoff + b->nr_pages;
+	}
+}
+
+static void offset_first_fit_model(struct kunit *test)
+{
+	struct offset_fixture *fx = kunit_kzalloc(test, sizeof(*fx),
+						  GFP_KERNEL);
+	unsigned int step, i;
+
+	KUNIT_ASSERT_NOT_NULL(test, fx);
+	mutex_init(&fx->f.lock);
+	fx->f.offsets = RB_ROOT;
+	mutex_lock(&fx->f.lock);
+	for (step = 0; step < 2000; step++) {
+		i = get_random_u32_below(64);
+		if (fx->live[i]) {
+			memmgr_offset_erase(&fx->f, &fx->bufs[i]);
+			bitmap_clear(fx->used, fx->bufs[i].pgoff,
+				     fx->bufs[i].nr_pages);
+			fx->live[i] = false;
+		} else {
+			u64 want;
+
+			fx->bufs[i].nr_pages = 1 + get_random_u32_below(4);
+			want = model_first_fit(fx, fx->bufs[i].nr_pages);
+			KUNIT_ASSERT_EQ(test, memmgr_offset_insert(&fx->f,
+								   &fx->bufs[i]),
+					0);
+			KUNIT_EXPECT_EQ(test, fx->bufs[i].pgoff, want);
+			bitmap_set(fx->used, want, fx->bufs[i].nr_pages);
+			fx->live[i] = true;
+		}
+		KUNIT_EXPECT_PTR_EQ(test,
+				    memmgr_offset_find(&fx->f, fx->bufs[i].pgoff),
+				    fx->live[i] ? &fx->bufs[i] : NULL);
+		if (step % 100 == 0)
+			offset_check_tree(test, fx);
+	}
+	offset_check_tree(test, fx);
+	mutex_unlock(&fx->f.lock);
+}
+
+/* The last range ends at MEMMGR_OFFSET_LIMIT; one page more is ENOSPC. */
+static void offset_limit(struct kunit *test)
+{
+	u64 limit = MEMMGR_OFFSET_LIMIT >> PAGE_SHIFT;
+	struct memmgr_file *f = kunit_kzalloc(test, sizeof(*f), GFP_KERNEL);
+	struct memmgr_buffer *b = kunit_kcalloc(test, 3, sizeof(*b),
+						GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, f);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	mutex_init(&f->lock);
+	f->offsets = RB_ROOT;
+	mutex_lock(&f->lock);
+	b[0].nr_pages = limit - 1;
+	KUNIT_EXPECT_EQ(test, memmgr_offset_insert(f, &b[0]), 0);
+	b[1].nr_pages = 2;
+	KUNIT_EXPECT_EQ(test, memmgr_offset_insert(f, &b[1]), -ENOSPC);
+	b[1].nr_pages = 1;
+	KUNIT_EXPECT_EQ(test, memmgr_offset_insert(f, &b[1]), 0);
+	KUNIT_EXPECT_EQ(test, b[1].pgoff, limit - 1);
+	b[2].nr_pages = 1;
+	KUNIT_EXPECT_EQ(test, memmgr_offset_insert(f, &b[2]), -ENOSPC);
+	memmgr_offset_erase(f, &b[0]);
+	b[2].nr_pages = limit - 1;
+	KUNIT_EXPECT_EQ(test, memmgr_offset_insert(f, &b[2]), 0);
+	KUNIT_EXPECT_EQ(test, b[2].pgoff, 0);
+	mutex_unlock(&f->lock);
+}
+
+static struct kunit_case offset_test_cases[] = {
+	KUNIT_CASE(offset_first_fit_model),
+	KUNIT_CASE(offset_limit),
+	{}
+};
+
+static struct kunit_suite offset_suite = {
+	.name = "memmgr_offset",
+	.test_cases = offset_test_cases,
+};
+
+kunit_test_suites(&buddy_suite, &evict_suite, &offset_suite, &policy_suite);
+
+MODULE_DESCRIPTION("KUnit tests of memmgr's buddy allocator, evictable set, offsets and policy");
 MODULE_LICENSE("GPL");

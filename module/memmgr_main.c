@@ -9,19 +9,53 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/ctype.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 
 #include "memmgr.h"
 
 static unsigned long long total;
 
+/*
+ * memparse()'s syntax (a number in C notation, then K, M, G, T, P or E),
+ * but a value that does not fit in 64 bits reads as ULLONG_MAX, which is
+ * more than any RAM, instead of wrapping to a small one.
+ */
 static int total_set(const char *val, const struct kernel_param *kp)
 {
-	unsigned long long v;
-	char *end;
+	static const char suffixes[] = "KMGTPE";
+	unsigned long long v = ULLONG_MAX;
+	const char *suffix;
+	char num[32];
+	size_t len;
 
-	v = memparse(val, &end);
-	if (end == val || (*end && *end != '\n'))
+	if (val[0] == '0' && (val[1] == 'x' || val[1] == 'X'))
+		len = 2 + strspn(val + 2, "0123456789abcdefABCDEF");
+	else
+		len = strspn(val, "0123456789");
+	if (!len)
+		return -EINVAL;
+	/* Longer than any 64-bit number: only digits, so just too large. */
+	if (len < sizeof(num)) {
+		int ret;
+
+		memcpy(num, val, len);
+		num[len] = '\0';
+		ret = kstrtoull(num, 0, &v);
+		if (ret && ret != -ERANGE)
+			return ret;
+		if (ret)
+			v = ULLONG_MAX;
+	}
+	suffix = val[len] ? strchr(suffixes, toupper(val[len])) : NULL;
+	if (suffix) {
+		unsigned int shift = 10 * (suffix - suffixes + 1);
+
+		v = v > ULLONG_MAX >> shift ? ULLONG_MAX : v << shift;
+		len++;
+	}
+	if (val[len] && strcmp(val + len, "\n"))
 		return -EINVAL;
 	*(unsigned long long *)kp->arg = v;
 	return 0;
@@ -128,7 +162,7 @@ static const struct kernel_param_ops exec_fair_ops = {
 };
 module_param_cb(exec_fair, &exec_fair_ops, &memmgr_exec_fair, 0644);
 MODULE_PARM_DESC(exec_fair,
-		 "1: with N active exec ids, one may hold at most 1/N of what execution can use, and one below 1/(2N) is held rather than declined (Spark's ExecutionMemoryPool). Default 0. Writable at runtime.");
+		 "1: with N active exec ids, one may hold at most 1/N of what execution can use (Spark's ExecutionMemoryPool). Default 0. Writable at runtime.");
 
 static unsigned int storage_pct = 50;
 module_param(storage_pct, uint, 0444);
@@ -138,25 +172,39 @@ MODULE_PARM_DESC(storage_pct,
 /* The one instance, for the in-kernel API and sysfs. */
 struct memmgr_dev *memmgr_instance;
 
+/*
+ * Make @mm the instance (NULL: none), under the lock every parameter write
+ * holds.  The parameters' files exist while insmod takes the reserve: mode
+ * is read into the policy here, before any client can reach the device,
+ * so a write made at any time before is in force and every later one
+ * finds the instance (mode_set()).
+ */
+static void memmgr_publish(struct memmgr_dev *mm)
+{
+	kernel_param_lock(THIS_MODULE);
+	if (mm)
+		mm->policy.unified = READ_ONCE(unified);
+	memmgr_instance = mm;
+	kernel_param_unlock(THIS_MODULE);
+}
+
 static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
 {
 	unsigned int pool;
+	int ret;
 
 	spin_lock_init(&mm->lock);
 	mutex_init(&mm->files_lock);
 	INIT_LIST_HEAD(&mm->files);
 	memmgr_policy_init(&mm->policy, pages, storage_pct);
-	mm->policy.unified = READ_ONCE(unified);
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++)
 		INIT_LIST_HEAD(&mm->waiters[pool]);
-	INIT_LIST_HEAD(&mm->lru);
 	INIT_LIST_HEAD(&mm->reclaim);
 	INIT_DELAYED_WORK(&mm->reclaim_work, memmgr_reclaim_work);
 	mm->buddy.short_of_pages = memmgr_reclaim_kick;
-	/* Every storage buffer has a page at least. */
-	mm->evictable = kvcalloc(pages, sizeof(*mm->evictable), GFP_KERNEL);
-	if (!mm->evictable)
-		return -ENOMEM;
+	ret = memmgr_evictable_init(&mm->evictable, pages);
+	if (ret)
+		return ret;
 	mm->misc.minor = MISC_DYNAMIC_MINOR;
 	mm->misc.name = "memmgr";
 	mm->misc.fops = &memmgr_fops;
@@ -202,33 +250,36 @@ static int __init memmgr_init(void)
 		pr_err("could not reserve %llu bytes: %d\n", total, ret);
 		goto out_destroy_cache;
 	}
-	ret = memmgr_sysfs_init(mm);
+	ret = memmgr_inode_init();
 	if (ret)
 		goto out_release_reserve;
+	ret = memmgr_sysfs_init(mm);
+	if (ret)
+		goto out_inode_exit;
 	memmgr_debugfs_init(mm);
+	total = pages << PAGE_SHIFT;
+	memmgr_publish(mm);
 	ret = misc_register(&mm->misc);
 	if (ret)
-		goto out_remove_files;
-
-	total = pages << PAGE_SHIFT;
-	kernel_param_lock(THIS_MODULE);
-	memmgr_instance = mm;
-	kernel_param_unlock(THIS_MODULE);
+		goto out_unpublish;
 	pr_info("reserved %llu KiB: storage %llu KiB, execution %llu KiB\n",
 		total >> 10, mm->policy.quota[MEMMGR_POOL_STORAGE] <<
 		(PAGE_SHIFT - 10), mm->policy.quota[MEMMGR_POOL_EXEC] <<
 		(PAGE_SHIFT - 10));
 	return 0;
 
-out_remove_files:
+out_unpublish:
+	memmgr_publish(NULL);
 	memmgr_debugfs_exit(mm);
 	memmgr_sysfs_exit(mm);
+out_inode_exit:
+	memmgr_inode_exit();
 out_release_reserve:
 	memmgr_buddy_release(&mm->buddy);
 out_destroy_cache:
 	memmgr_buf_cache_destroy();
 out_free_evictable:
-	kvfree(mm->evictable);
+	memmgr_evictable_exit(&mm->evictable);
 out_free_dev:
 	kfree(mm);
 	return ret;
@@ -239,17 +290,16 @@ static void __exit memmgr_exit(void)
 	struct memmgr_dev *mm = memmgr_instance;
 
 	/* Parameter writes (mode=) see the device gone from here on. */
-	kernel_param_lock(THIS_MODULE);
-	memmgr_instance = NULL;
-	kernel_param_unlock(THIS_MODULE);
+	memmgr_publish(NULL);
 	misc_deregister(&mm->misc);
 	memmgr_debugfs_exit(mm);
 	memmgr_sysfs_exit(mm);
 	/* Evictions of files closed since may still give pages back. */
 	memmgr_reclaim_flush(mm);
+	memmgr_inode_exit();
 	memmgr_buddy_release(&mm->buddy);
 	memmgr_buf_cache_destroy();
-	kvfree(mm->evictable);
+	memmgr_evictable_exit(&mm->evictable);
 	kfree(mm);
 }
 

@@ -8,6 +8,10 @@
  * outside memmgr still holds its pages.  Pages are mapped by the fault
  * handler, never in mmap(): a VMA is in the file's mapping tree by the time
  * it can fault, so unmap_mapping_range() always finds what was mapped.
+ * A fault maps the MEMMGR_FAULT_PAGES chunk of the buffer that holds the
+ * faulting page (clipped to the VMA), so its work, and the time it holds
+ * map_lock against a revocation that other clients may wait for, is
+ * bounded whatever the buffer's size.
  * The handler maps under the buffer's map_lock after checking the buffer is
  * LIVE; revocation takes map_lock after the buffer has left LIVE (unless no
  * fault ever ran on it: see memmgr_buf_revoke()), so no page can be mapped
@@ -17,8 +21,13 @@
 
 #include <linux/mm.h>
 
+#include <linux/sched/signal.h>
+
 #include "compat.h"
 #include "memmgr.h"
+
+/* Pages one fault maps: 2 MiB, aligned within the buffer. */
+#define MEMMGR_FAULT_PAGES	512
 
 static void memmgr_vm_open(struct vm_area_struct *vma)
 {
@@ -33,36 +42,77 @@ static void memmgr_vm_close(struct vm_area_struct *vma)
 }
 
 /*
- * Map every page of the buffer that the VMA covers, zeroing those an
- * earlier owner wrote (the pages are the buffer's until it leaves LIVE,
- * and map_lock serialises the faults that expose them).
+ * Map page @i of the buffer (its page @page) at its place in a VMA that
+ * starts at page @first of the buffer.
  */
-static vm_fault_t map_vma(struct vm_area_struct *vma, struct memmgr_buffer *buf)
+static vm_fault_t insert_page(struct vm_area_struct *vma, u64 first, u64 i,
+			      struct page *page)
+{
+	unsigned long addr = vma->vm_start + ((i - first) << PAGE_SHIFT);
+
+	memmgr_page_expose(page);
+	return vmf_insert_pfn(vma, addr, page_to_pfn(page));
+}
+
+/*
+ * The block that holds page @index of the buffer, with the index of its
+ * first page in *@start.  The walk starts where the last one ended when
+ * it can (@map_head, @map_idx), so the faults of a sequential access walk
+ * each block once, however many blocks a fragmented buffer has.
+ * Context: map_lock held.
+ */
+static struct page *block_find(struct memmgr_buffer *buf, u64 index,
+			       u64 *start)
+{
+	struct page *head = buf->map_head;
+	u64 idx = buf->map_idx;
+	unsigned long n = 0;
+
+	if (!head || index < idx) {
+		head = list_first_entry(&buf->blocks, struct page, lru);
+		idx = 0;
+	}
+	while (index - idx >= 1ULL << memmgr_block_order(head)) {
+		idx += 1ULL << memmgr_block_order(head);
+		head = list_next_entry(head, lru);
+		if (!(++n % 1024))
+			cond_resched();
+	}
+	buf->map_head = head;
+	buf->map_idx = idx;
+	*start = idx;
+	return head;
+}
+
+/*
+ * Map the chunk of the buffer that holds page @index of it, clipped to the
+ * VMA, zeroing the pages an earlier owner wrote (the pages are the
+ * buffer's until it leaves LIVE, and map_lock serialises the faults that
+ * expose them).  Once the faulting page is mapped, a fatal signal stops
+ * the rest, which a later fault maps if the task lives on.
+ */
+static vm_fault_t map_chunk(struct vm_area_struct *vma,
+			    struct memmgr_buffer *buf, u64 index)
 {
 	u64 first = vma->vm_pgoff - buf->pgoff;
-	u64 end = first + vma_pages(vma);
-	u64 idx = 0;
+	u64 chunk = round_down(index, MEMMGR_FAULT_PAGES);
+	u64 start = max(first, chunk);
+	u64 end = min(first + vma_pages(vma), chunk + MEMMGR_FAULT_PAGES);
 	struct page *head;
+	vm_fault_t ret;
+	u64 idx, i;
 
-	list_for_each_entry(head, &buf->blocks, lru) {
-		u64 n = 1ULL << memmgr_block_order(head);
-		u64 i = max(first, idx);
-
-		for (; i < min(end, idx + n); i++) {
-			unsigned long addr = vma->vm_start +
-					     ((i - first) << PAGE_SHIFT);
-			struct page *page = head + (i - idx);
-			vm_fault_t ret;
-
-			memmgr_page_expose(page);
-			ret = vmf_insert_pfn(vma, addr, page_to_pfn(page));
-			if (ret != VM_FAULT_NOPAGE)
-				return ret;
+	head = block_find(buf, start, &idx);
+	for (i = start; i < end; i++) {
+		if (i - idx >= 1ULL << memmgr_block_order(head)) {
+			idx += 1ULL << memmgr_block_order(head);
+			head = list_next_entry(head, lru);
 		}
-		idx += n;
-		if (idx >= end)
+		if (i > index && fatal_signal_pending(current))
 			break;
-		cond_resched();		/* zeroing a large VMA takes a while */
+		ret = insert_page(vma, first, i, head + (i - idx));
+		if (ret != VM_FAULT_NOPAGE)
+			return ret;
 	}
 	return VM_FAULT_NOPAGE;
 }
@@ -77,7 +127,7 @@ static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
 	WRITE_ONCE(buf->mapped, true);
 	smp_mb();	/* mapped, then the state; pairs with memmgr_buf_revoke() */
 	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
-		ret = map_vma(vma, buf);
+		ret = map_chunk(vma, buf, vmf->pgoff - buf->pgoff);
 	mutex_unlock(&buf->map_lock);
 	return ret;
 }

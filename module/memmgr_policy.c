@@ -122,8 +122,9 @@ enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 
 /*
  * exec_fair (Spark's ExecutionMemoryPool): with N active exec ids, one may
- * hold at most 1/N of what execution can use, and one below 1/(2N) is held
- * rather than declined.  What execution can use: all but storage's pages,
+ * hold at most 1/N of what execution can use.  (Spark also makes a task
+ * below 1/(2N) wait rather than spill; here a request waits only if its
+ * timeout lets it.)  What execution can use: all but storage's pages,
  * and in unified mode storage above S counts as execution's (it may evict
  * it).
  */
@@ -142,11 +143,4 @@ bool memmgr_policy_fair(const struct memmgr_policy *p, u64 held, u64 pages,
 {
 	return nr_ids <= 1 ||
 	       held + pages <= memmgr_policy_exec_capacity(p) / nr_ids;
-}
-
-/* Is an exec id holding @held pages below its minimum share, 1/(2N)? */
-bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
-			     u64 nr_ids)
-{
-	return held < memmgr_policy_exec_capacity(p) / (2 * nr_ids);
 }

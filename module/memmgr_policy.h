@@ -57,8 +57,6 @@ enum memmgr_verdict memmgr_policy_check(const struct memmgr_policy *p,
 u64 memmgr_policy_exec_capacity(const struct memmgr_policy *p);
 bool memmgr_policy_fair(const struct memmgr_policy *p, u64 held, u64 pages,
 			u64 nr_ids);
-bool memmgr_policy_below_min(const struct memmgr_policy *p, u64 held,
-			     u64 nr_ids);
 
 /**
  * memmgr_size_to_pages() - round a request up to whole pages

@@ -8,9 +8,7 @@
 
 #include <linux/file.h>
 #include <linux/jiffies.h>
-#include <linux/path.h>
 #include <linux/poll.h>
-#include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -21,6 +19,7 @@
 /**
  * struct memmgr_waiter - a held request, on its task's stack
  * @node:	in memmgr_dev.waiters[@pool]
+ * @file_node:	in its file's waiters[@pool]
  * @task:	the task holding
  * @file:	the file it asks for
  * @pages:	its size
@@ -32,6 +31,7 @@
  */
 struct memmgr_waiter {
 	struct list_head node;
+	struct list_head file_node;
 	struct task_struct *task;
 	struct memmgr_file *file;
 	u64 pages;
@@ -45,23 +45,15 @@ void memmgr_evictable_add_locked(struct memmgr_dev *mm,
 				 struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&mm->lock);
-	buf->evict_idx = mm->nr_evictable;
-	mm->evictable[mm->nr_evictable++] = buf;
-	list_add_tail(&buf->lru_node, &mm->lru);
+	memmgr_evictable_add(&mm->evictable, buf);
 	mm->policy.evictable += buf->nr_pages;
 }
 
 void memmgr_evictable_del_locked(struct memmgr_dev *mm,
 				 struct memmgr_buffer *buf)
 {
-	struct memmgr_buffer *last;
-
 	lockdep_assert_held(&mm->lock);
-	last = mm->evictable[--mm->nr_evictable];
-	mm->evictable[buf->evict_idx] = last;
-	last->evict_idx = buf->evict_idx;
-	buf->evict_idx = -1;
-	list_del_init(&buf->lru_node);
+	memmgr_evictable_del(&mm->evictable, buf);
 	mm->policy.evictable -= buf->nr_pages;
 }
 
@@ -74,16 +66,7 @@ void memmgr_touch_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&mm->lock);
 	if (buf->evict_idx >= 0)
-		list_move_tail(&buf->lru_node, &mm->lru);
-}
-
-/* The next victim: the least recently used, or one at random. */
-static struct memmgr_buffer *victim_locked(struct memmgr_dev *mm)
-{
-	if (READ_ONCE(memmgr_evict_lru))
-		return list_first_entry(&mm->lru, struct memmgr_buffer,
-					lru_node);
-	return mm->evictable[get_random_u32_below(mm->nr_evictable)];
+		memmgr_evictable_touch(&mm->evictable, buf);
 }
 
 /* Queue an eviction notice for the buffer's owner and wake its poll(). */
@@ -163,13 +146,10 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 	trace_memmgr_evict(MEMMGR_POOL_STORAGE, buf->tag,
 			   buf->nr_pages << PAGE_SHIFT, 0);
 	kref_get(&buf->ref);
-	/*
-	 * The path, not the file (whose close must not wait for the worker):
-	 * the mount keeps the inode, whose i_mapping holds the mappings.
-	 */
+	/* The inode, not the file, whose close must not wait for the worker. */
 	if (filp) {
-		buf->evict_path = filp->f_path;
-		path_get(&buf->evict_path);
+		buf->evict_inode = buf->file->inode;
+		ihold(buf->evict_inode);
 	}
 	list_add_tail(&buf->evict_node, &mm->reclaim);
 	/*
@@ -182,71 +162,37 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 }
 
 /*
- * Choose victims that keep storage at or above @floor until @need pages
- * are found: in LRU order, or in array order from a random start.  This
- * walks the evictable buffers, so only execution's unified-mode eviction
- * (the one with a floor) pays for it.  Return false, with nothing chosen,
- * if they cannot be found.
- */
-static bool select_above_floor_locked(struct memmgr_dev *mm, u64 need,
-				      u64 floor, struct list_head *picked)
-{
-	u64 used = mm->policy.used[MEMMGR_POOL_STORAGE];
-	u64 room = used > floor ? used - floor : 0, taken = 0;
-	unsigned long i, n = mm->nr_evictable;
-	unsigned long start = n ? get_random_u32_below(n) : 0;
-	struct memmgr_buffer *buf, *next;
-
-	if (READ_ONCE(memmgr_evict_lru)) {
-		list_for_each_entry(buf, &mm->lru, lru_node) {
-			if (taken >= need)
-				break;
-			if (buf->nr_pages > room - taken)
-				continue;
-			list_add_tail(&buf->evict_node, picked);
-			taken += buf->nr_pages;
-		}
-	} else {
-		for (i = 0; i < n && taken < need; i++) {
-			buf = mm->evictable[(start + i) % n];
-			if (buf->nr_pages > room - taken)
-				continue;
-			list_add_tail(&buf->evict_node, picked);
-			taken += buf->nr_pages;
-		}
-	}
-	if (taken >= need)
-		return true;
-	list_for_each_entry_safe(buf, next, picked, evict_node)
-		list_del_init(&buf->evict_node);
-	return false;
-}
-
-/*
  * Evict unpinned storage buffers until at least @need pages are back,
- * without taking storage below @floor.  With no floor, each victim is the
- * least recently used or one at random (evict_policy); the policy checked
- * that enough are evictable.  Each victim goes to the reclaim worker
- * (evict_one_locked()).  Return false, evicting nothing, when the floor
- * leaves too few.
+ * without taking storage below @floor.  Each victim is the least recently
+ * used or one at random (evict_policy), of those that fit above the floor
+ * when there is one (memmgr_evict.c: not linear in the number of
+ * buffers); with no floor, the policy checked that enough are evictable.
+ * Each victim goes to the reclaim worker (evict_one_locked()).  Return
+ * false, evicting nothing, when the floor leaves too few.
  */
 static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor)
 {
+	u64 used = mm->policy.used[MEMMGR_POOL_STORAGE];
+	bool lru = READ_ONCE(memmgr_evict_lru);
 	struct memmgr_buffer *buf, *next;
 	LIST_HEAD(picked);
 
 	lockdep_assert_held(&mm->lock);
 	if (floor) {
-		if (!select_above_floor_locked(mm, need, floor, &picked))
+		/* Out of the set already: only the accounting is left. */
+		if (!memmgr_evict_select(&mm->evictable, lru, need,
+					 used > floor ? used - floor : 0,
+					 &picked))
 			return false;
 		list_for_each_entry_safe(buf, next, &picked, evict_node) {
 			list_del(&buf->evict_node);
+			mm->policy.evictable -= buf->nr_pages;
 			evict_one_locked(mm, buf);
 		}
 		return true;
 	}
-	while (need && !WARN_ON_ONCE(!mm->nr_evictable)) {
-		buf = victim_locked(mm);
+	while (need && !WARN_ON_ONCE(!mm->evictable.count)) {
+		buf = memmgr_evict_victim(&mm->evictable, lru);
 		need = need > buf->nr_pages ? need - buf->nr_pages : 0;
 		evict_one_locked(mm, buf);
 	}
@@ -296,14 +242,42 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 	return v;
 }
 
+/* Is @w kept back only by its exec id's share (exec_fair)? */
+static bool held_by_share_locked(struct memmgr_dev *mm, struct memmgr_waiter *w)
+{
+	return w->id && READ_ONCE(memmgr_exec_fair) &&
+	       !memmgr_policy_fair(&mm->policy, w->id->pages, w->pages,
+				   mm->nr_execids);
+}
+
+/* Take @w off its queue with @result and wake it. */
+static void waiter_done_locked(struct memmgr_dev *mm, struct memmgr_waiter *w,
+			       int result)
+{
+	list_del(&w->node);
+	list_del(&w->file_node);
+	mm->nr_waiters--;
+	w->result = result;
+	if (result) {
+		mm->stats[w->pool].declined++;
+		trace_memmgr_decline(w->pool, w->tag, req_bytes(w->pages),
+				     result);
+	} else {
+		trace_memmgr_wake(w->pool, w->tag, req_bytes(w->pages), 0);
+	}
+	wake_up_process(w->task);
+}
+
 /**
  * memmgr_wake_locked() - grant the held requests that now fit
  * @mm: the device
  *
- * Each pool's queue is served strictly in arrival order: a request that
- * does not fit keeps every later one of its pool waiting, so a large
- * request is not starved by small ones.  A request held only by its exec
- * id's fair share (exec_fair) lets later ones pass.
+ * Each pool's queue is tried oldest first.  One file's requests are
+ * served in arrival order: once one of them does not fit, the file's
+ * later ones of the pool wait behind it.  Another file's request that
+ * fits is granted past it, so a request that does not fit keeps no other
+ * client waiting.  A request held only by its exec id's fair share
+ * (exec_fair) keeps nothing waiting.
  */
 void memmgr_wake_locked(struct memmgr_dev *mm)
 {
@@ -314,48 +288,40 @@ void memmgr_wake_locked(struct memmgr_dev *mm)
 		return;
 	for (pool = 0; pool < MEMMGR_NR_POOLS; pool++) {
 		struct memmgr_waiter *w, *next;
+		u64 pass = ++mm->wake_pass;
 
 		list_for_each_entry_safe(w, next, &mm->waiters[pool], node) {
 			enum memmgr_verdict v;
 
+			if (w->file->blocked_pass == pass)
+				continue;
 			v = try_grant_locked(mm, w->file, pool, w->tag,
 					     w->pages, w->id);
-			if (v == MEMMGR_WAIT)
-				break;
+			if (v == MEMMGR_WAIT) {
+				w->file->blocked_pass = pass;
+				continue;
+			}
 			if (v == MEMMGR_OVER_SHARE)
 				continue;
-			list_del(&w->node);
-			mm->nr_waiters--;
-			if (v == MEMMGR_TOO_BIG) {
-				/* The mode changed under it. */
-				mm->stats[pool].declined++;
-				w->result = -E2BIG;
-				trace_memmgr_decline(pool, w->tag,
-						     req_bytes(w->pages),
-						     w->result);
-			} else {
-				w->result = 0;
-				trace_memmgr_wake(pool, w->tag,
-						  req_bytes(w->pages), 0);
-			}
-			wake_up_process(w->task);
+			/* TOO_BIG: the mode changed under it. */
+			waiter_done_locked(mm, w,
+					   v == MEMMGR_TOO_BIG ? -E2BIG : 0);
 		}
 	}
 }
 
 /*
- * May a new request of @pool be decided now?  Only if no older request of
- * the pool waits, or (exec_fair) all that wait are kept back by their exec
- * id's share rather than by memory.
+ * May a new request of @f for @pool be decided now?  Only if no older
+ * request of the same file waits in the pool, other than ones kept back
+ * only by their exec id's share.
  */
-static bool queue_clear_locked(struct memmgr_dev *mm, u32 pool)
+static bool queue_clear_locked(struct memmgr_dev *mm, struct memmgr_file *f,
+			       u32 pool)
 {
 	struct memmgr_waiter *w;
 
-	list_for_each_entry(w, &mm->waiters[pool], node) {
-		if (!w->id || !READ_ONCE(memmgr_exec_fair) ||
-		    memmgr_policy_fair(&mm->policy, w->id->pages, w->pages,
-				       mm->nr_execids))
+	list_for_each_entry(w, &f->waiters[pool], file_node) {
+		if (!held_by_share_locked(mm, w))
 			return false;
 	}
 	return true;
@@ -435,7 +401,7 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		if (ret)
 			return ret;
 	}
-	if (queue_clear_locked(mm, pool)) {
+	if (queue_clear_locked(mm, f, pool)) {
 		v = try_grant_locked(mm, f, pool, tag, pages, w.id);
 		if (v == MEMMGR_GRANT || v == MEMMGR_EVICT) {
 			/* Evicting more than needed may let others in. */
@@ -445,28 +411,20 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 			goto out_unlock;
 		}
 	} else {
-		/* Older holds of this pool go first: it can only queue. */
+		/* This file's older holds go first: it can only queue. */
 		v = memmgr_policy_check(&mm->policy, pool, pages, &evict);
 	}
 	if (v == MEMMGR_TOO_BIG) {
 		ret = -E2BIG;
 		goto out_decline;
 	}
-	/*
-	 * exec_fair: an exec id below its minimum share is held, not
-	 * declined, while other exec ids hold memory that can come back.
-	 */
-	if (!timeout_ms && !nonblock && w.id && v != MEMMGR_OVER_SHARE &&
-	    READ_ONCE(memmgr_exec_fair) &&
-	    mm->policy.used[pool] > w.id->pages &&
-	    memmgr_policy_below_min(&mm->policy, w.id->pages,
-				    mm->nr_execids))
-		timeout_ms = MEMMGR_WAIT_FOREVER;
+	/* Whatever the policy, timeout 0 never holds. */
 	if (!timeout_ms || nonblock) {
 		ret = -EAGAIN;
 		goto out_decline;
 	}
 	list_add_tail(&w.node, &mm->waiters[pool]);
+	list_add_tail(&w.file_node, &f->waiters[pool]);
 	mm->nr_waiters++;
 	mm->stats[pool].held++;
 	trace_memmgr_hold(pool, tag, req_bytes(pages), 0);
@@ -481,6 +439,7 @@ int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		goto out_unlock;
 	}
 	list_del(&w.node);
+	list_del(&w.file_node);
 	mm->nr_waiters--;
 out_decline:
 	mm->stats[pool].declined++;
@@ -521,12 +480,11 @@ void memmgr_reclaim_work(struct work_struct *work)
 		bool written = true;	/* in-kernel clients write */
 
 		list_del(&buf->evict_node);
-		if (buf->evict_path.dentry) {
-			memmgr_buf_revoke(buf,
-					  d_inode(buf->evict_path.dentry)->i_mapping);
+		if (buf->evict_inode) {
+			memmgr_buf_revoke(buf, buf->evict_inode->i_mapping);
 			written = READ_ONCE(buf->mapped);
-			path_put(&buf->evict_path);
-			buf->evict_path = (struct path){};
+			iput(buf->evict_inode);
+			buf->evict_inode = NULL;
 		}
 		/* Pairs with memmgr_buf_revoked(): revoked, then said so. */
 		smp_store_release(&buf->revoked, true);

@@ -10,7 +10,10 @@
 #include <linux/kobject.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
 #include <linux/seq_file.h>
+#include <linux/string_helpers.h>
 #include <linux/sysfs.h>
 
 #include "memmgr.h"
@@ -168,8 +171,23 @@ void memmgr_sysfs_exit(struct memmgr_dev *mm)
 
 /* debugfs: root-only views for operators. */
 
+/*
+ * clients: a header line, then one line per client, oldest first, of four
+ * fields separated by single spaces:
+ *
+ *	pid comm storage_bytes exec_bytes
+ *
+ * pid is the thread group id of the process that opened the client (for
+ * an in-kernel client, of the task that called memmgr_client_open()), as
+ * the reader's pid namespace numbers it: 0 if it has no id there (it
+ * lives in a pid namespace the reader cannot see).  comm is its command
+ * name at open, escaped so that it holds no whitespace: space, backslash
+ * and every byte that is not printable ASCII are written as \ooo (three
+ * octal digits).  comm is empty if the name was.
+ */
 static int clients_show(struct seq_file *m, void *v)
 {
+	struct pid_namespace *ns = task_active_pid_ns(current);
 	struct memmgr_dev *mm = m->private;
 	struct memmgr_file *f;
 
@@ -181,7 +199,11 @@ static int clients_show(struct seq_file *m, void *v)
 		spin_lock(&mm->lock);
 		memcpy(used, f->used, sizeof(used));
 		spin_unlock(&mm->lock);
-		seq_printf(m, "%d %s %llu %llu\n", f->pid, f->comm,
+		seq_printf(m, "%d ", pid_nr_ns(f->pid, ns));
+		seq_escape_str(m, f->comm,
+			       ESCAPE_OCTAL | ESCAPE_NAP | ESCAPE_APPEND,
+			       " \\");
+		seq_printf(m, " %llu %llu\n",
 			   used[MEMMGR_POOL_STORAGE] << PAGE_SHIFT,
 			   used[MEMMGR_POOL_EXEC] << PAGE_SHIFT);
 	}

@@ -94,6 +94,7 @@ all_of() {
 # memmgrctl_test.sh reloads the module: it runs last.
 loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
 	memmgr_mode_test memmgr_fair_test memmgr_iface_test.sh libmemmgr_test
+	memmgr_offset_test memmgr_compat32_test memmgr_queue_test
 	memmgrctl_test.sh)
 
 tap unit 1 "$top/build/unit/policy_test"

@@ -4,7 +4,8 @@
  * of both pools by pointer, lookup and eviction, release by id, small
  * objects packed into chunks, empty chunks retained (the cap, trim,
  * release, pressure), the library's figures against the kernel's, the
- * original design's names, and many threads on one handle.
+ * original design's names, many threads on one handle, and a release
+ * racing allocations while the kernel reuses freed mmap offsets.
  *
  * Every figure is worked out here from what the kernel reports of the
  * reserve (total, quotas, page size); the tests need a reserve of at least
@@ -15,6 +16,9 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1252,6 +1256,369 @@ TEST_F(lib, release_races_alloc)
 	EXPECT_EQ(0, st.kernel.pool[EX].used);
 	EXPECT_EQ(DELTA(st, EX, allocs), DELTA(st, EX, frees));
 	EXPECT_LIB_IDLE(st);
+}
+
+/*
+ * Offset reuse under a release racing an allocation.  The kernel gives a
+ * freed buffer's mmap offset range to the next ALLOC of the file that
+ * fits, and the library asks the kernel for a buffer without its mutex
+ * and maps it under it.  If a release of the same exec id frees the new
+ * buffer in between, and another thread's ALLOC takes its range, the
+ * mmap() succeeds on that other buffer: the library must see that a
+ * release ran since the request began, ask the kernel whether its handle
+ * is still there (LOOKUP by handle), and fail with -ECANCELED, never hand
+ * out a mapping of someone else's buffer.
+ *
+ * Three threads on one handle, buffers of two pages (whole pages, so each
+ * allocation is a request to the kernel):
+ *  A allocates from exec id 1 in batches of RACE_BATCH, then reads the
+ *    first byte of every page of each buffer it got and frees it: each
+ *    byte must read 0 (fresh memory);
+ *  R releases exec id 1 once per batch of A's, just as A begins a random
+ *    one of its allocations (unmapping the batch's buffers mapped before
+ *    it makes the release take longer);
+ *  C keeps a ring of up to RACE_RING buffers of exec id 2, each filled
+ *    with 0xC3 as soon as it is mapped, and frees the oldest when the
+ *    ring is full: its ALLOCs take the ranges R frees.
+ * A reads under two locks of the test's, one that R holds while it
+ * releases and one that C holds while it allocates, fills or frees.  A
+ * release frees all that the library had mapped of exec id 1, so the
+ * buffers of a batch that are still in the library's tables are the last
+ * ones it mapped, as many as the exec buffers it holds beyond C's ring;
+ * A reads only those (the addresses of the others may be another
+ * mapping's by now), and R does not release again before A has read
+ * them.  So each one is A's own and live, unless the library mapped
+ * another buffer for A: a byte that reads non-zero (0xC3: C's buffer) or
+ * faults (SIGBUS: a buffer of C's freed since) fails the test.  At the
+ * end every buffer of C's ring still reads 0xC3 and the figures add up.
+ *
+ * A library without the check fails here only when the race hits (a
+ * release and another ALLOC both between A's ALLOC and its mmap()), so
+ * this is a stress check, not a deterministic one: passing says little
+ * of such a library, failing always means a wrong mapping.
+ */
+#define RACE_ALLOCS	3000
+#define RACE_BATCH	8
+#define RACE_RING	16
+#define RACE_FILL	0xC3
+
+struct race {
+	struct memmgr *mm;
+	uint64_t pg;
+	size_t size;			/* of every buffer: two pages */
+	pthread_mutex_t release_lock;	/* R's releases, A's reads */
+	pthread_mutex_t ring_lock;	/* C's buffers and ring, A's reads */
+	int stop;			/* atomic: a thread failed */
+	int a_started;			/* atomic: A's allocations begun */
+	int a_batches;			/* atomic: A's batches read */
+	int a_done;			/* atomic */
+	/* C's ring, under ring_lock: @ring_len buffers from @ring_head */
+	unsigned char *ring[RACE_RING];
+	unsigned int ring_head, ring_len;
+	/* A's counts */
+	unsigned int a_ok, a_canceled, a_again;
+	unsigned int a_checked;		/* still A's when it read them */
+	unsigned int a_released;	/* released by R before that */
+	unsigned int a_nonzero;		/* pages that read non-zero */
+	unsigned int a_sigbus;		/* pages that faulted */
+	/* C's and R's */
+	unsigned int c_ok, c_canceled, c_again;
+	unsigned int r_releases;
+	/* The first unexpected failure of each thread, or NULL */
+	const char *a_fail, *c_fail, *r_fail;
+	int a_err, c_err, r_err;	/* its return value */
+};
+
+static bool race_stopped(struct race *r)
+{
+	return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
+}
+
+static void race_fail(struct race *r, const char **what, int *err,
+		      const char *why, int ret)
+{
+	if (!*what) {
+		*what = why;
+		*err = ret;
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+}
+
+static __thread sigjmp_buf race_jmp;
+static __thread volatile sig_atomic_t race_armed;
+
+/* Process-wide; a fault outside race_read() kills the test. */
+static void race_sigbus(int sig)
+{
+	if (!race_armed) {
+		signal(sig, SIG_DFL);
+		return;
+	}
+	race_armed = 0;
+	siglongjmp(race_jmp, 1);
+}
+
+/* Read a byte in this thread: SIGBUS if the access faulted, else 0. */
+static int race_read(const volatile unsigned char *p, unsigned char *val)
+{
+	if (sigsetjmp(race_jmp, 1))
+		return SIGBUS;
+	race_armed = 1;
+	*val = *p;
+	race_armed = 0;
+	return 0;
+}
+
+/* A: read and free what is left of a batch of @n buffers, @p[]. */
+static void race_check(struct race *r, unsigned char **p, unsigned int n)
+{
+	struct memmgr_lib_stats st;
+	unsigned int j, live;
+	unsigned char v;
+	size_t off;
+	int ret;
+
+	pthread_mutex_lock(&r->release_lock);
+	pthread_mutex_lock(&r->ring_lock);
+	ret = memmgr_get_stats(r->mm, &st);
+	if (ret) {
+		race_fail(r, &r->a_fail, &r->a_err, "get_stats", ret);
+		goto out_unlock;
+	}
+	/* The exec buffers beyond C's ring: the last @live of @p[]. */
+	live = st.buffers[EX] - r->ring_len;
+	if (st.buffers[EX] < r->ring_len || live > n) {
+		race_fail(r, &r->a_fail, &r->a_err, "buffers beyond the ring",
+			  (int)(st.buffers[EX] - r->ring_len));
+		goto out_unlock;
+	}
+	r->a_released += n - live;
+	for (j = n - live; j < n; j++) {
+		r->a_checked++;
+		for (off = 0; off < r->size; off += r->pg) {
+			if (race_read(p[j] + off, &v))
+				r->a_sigbus++;
+			else if (v)
+				r->a_nonzero++;
+		}
+		ret = memmgr_free(r->mm, p[j]);
+		if (ret)
+			race_fail(r, &r->a_fail, &r->a_err, "free exec 1", ret);
+	}
+	if (r->a_sigbus || r->a_nonzero)
+		race_fail(r, &r->a_fail, &r->a_err, "mapped a foreign buffer",
+			  0);
+out_unlock:
+	pthread_mutex_unlock(&r->ring_lock);
+	pthread_mutex_unlock(&r->release_lock);
+}
+
+static void *race_alloc_thread(void *arg)
+{
+	struct race *r = arg;
+	unsigned char *p[RACE_BATCH];
+	unsigned int i = 0, k, n;
+	int ret;
+
+	while (i < RACE_ALLOCS && !race_stopped(r)) {
+		for (n = 0, k = 0; k < RACE_BATCH && i < RACE_ALLOCS; k++, i++) {
+			__atomic_add_fetch(&r->a_started, 1, __ATOMIC_RELAXED);
+			ret = memmgr_alloc_exec(r->mm, 1, r->size, 0,
+						(void **)&p[n]);
+			if (!ret) {
+				r->a_ok++;
+				n++;
+			} else if (ret == -ECANCELED) {
+				r->a_canceled++;
+			} else if (ret == -EAGAIN) {
+				r->a_again++;
+			} else {
+				race_fail(r, &r->a_fail, &r->a_err,
+					  "alloc exec 1", ret);
+				break;
+			}
+		}
+		race_check(r, p, n);
+		__atomic_add_fetch(&r->a_batches, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&r->a_done, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void *race_ring_thread(void *arg)
+{
+	struct race *r = arg;
+	unsigned char *q;
+	int i, ret;
+
+	for (i = 0; i < RACE_ALLOCS && !race_stopped(r); i++) {
+		pthread_mutex_lock(&r->ring_lock);
+		ret = memmgr_alloc_exec(r->mm, 2, r->size, 0, (void **)&q);
+		if (ret == -ECANCELED) {
+			r->c_canceled++;
+		} else if (ret == -EAGAIN) {
+			r->c_again++;
+		} else if (ret) {
+			race_fail(r, &r->c_fail, &r->c_err, "alloc exec 2",
+				  ret);
+		} else {
+			r->c_ok++;
+			if (!all_bytes(q, r->size, 0))
+				race_fail(r, &r->c_fail, &r->c_err,
+					  "new buffer not zeroed", 0);
+			memset(q, RACE_FILL, r->size);
+			r->ring[(r->ring_head + r->ring_len) % RACE_RING] = q;
+			r->ring_len++;
+		}
+		/*
+		 * Free after allocating: freeing first, the ALLOC would take
+		 * the range just freed (the lowest free one) more often than
+		 * one that R freed.
+		 */
+		if (r->ring_len == RACE_RING) {
+			ret = memmgr_free(r->mm, r->ring[r->ring_head]);
+			if (ret)
+				race_fail(r, &r->c_fail, &r->c_err,
+					  "free exec 2", ret);
+			r->ring_head = (r->ring_head + 1) % RACE_RING;
+			r->ring_len--;
+		}
+		pthread_mutex_unlock(&r->ring_lock);
+	}
+	return NULL;
+}
+
+static bool race_over(struct race *r)
+{
+	return race_stopped(r) || __atomic_load_n(&r->a_done, __ATOMIC_RELAXED);
+}
+
+static int race_load(int *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+/* R: one release per batch of A's, until A is done. */
+static void *race_release_thread(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = 11;
+	int batch, target, ret;
+
+	while (!race_over(r)) {
+		/* As A begins a random allocation of its current batch. */
+		batch = race_load(&r->a_batches);
+		target = batch * RACE_BATCH + 1 + rand_r(&seed) % RACE_BATCH;
+		while (race_load(&r->a_started) < target &&
+		       race_load(&r->a_batches) == batch && !race_over(r))
+			sched_yield();
+		if (race_over(r))
+			break;
+		pthread_mutex_lock(&r->release_lock);
+		ret = memmgr_release_exec(r->mm, 1, NULL);
+		batch = race_load(&r->a_batches);
+		pthread_mutex_unlock(&r->release_lock);
+		if (ret) {
+			race_fail(r, &r->r_fail, &r->r_err, "release exec 1",
+				  ret);
+			break;
+		}
+		r->r_releases++;
+		/* Not again before A has read what this batch has left. */
+		while (race_load(&r->a_batches) == batch && !race_over(r))
+			sched_yield();
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(lib, release_race_reused_offset, 120)
+{
+	struct sigaction sa = { .sa_handler = race_sigbus }, old_sa;
+	struct memmgr_lib_stats st;
+	pthread_t a, c, rel;
+	uint64_t freed = 1;
+	struct race *r;
+	unsigned int k;
+
+	r = calloc(1, sizeof(*r));
+	ASSERT_NE(NULL, r);
+	r->mm = self->mm;
+	r->pg = self->pg;
+	r->size = 2 * self->pg;
+	/* Whole pages: each allocation is a request to the kernel. */
+	ASSERT_LT(MEMMGR_SMALL_MAX, r->size);
+	/* A's batch and C's ring fit: no EAGAIN on an idle device. */
+	ASSERT_LE((RACE_BATCH + RACE_RING) * r->size, self->T);
+	ASSERT_EQ(0, pthread_mutex_init(&r->release_lock, NULL));
+	ASSERT_EQ(0, pthread_mutex_init(&r->ring_lock, NULL));
+	ASSERT_EQ(0, sigaction(SIGBUS, &sa, &old_sa));
+
+	ASSERT_EQ(0, pthread_create(&rel, NULL, race_release_thread, r));
+	ASSERT_EQ(0, pthread_create(&c, NULL, race_ring_thread, r));
+	ASSERT_EQ(0, pthread_create(&a, NULL, race_alloc_thread, r));
+	ASSERT_EQ(0, pthread_join(a, NULL));
+	ASSERT_EQ(0, pthread_join(c, NULL));
+	ASSERT_EQ(0, pthread_join(rel, NULL));
+
+	TH_LOG("A: %u granted (%u read, %u released first), %u canceled, %u EAGAIN",
+	       r->a_ok, r->a_checked, r->a_released, r->a_canceled,
+	       r->a_again);
+	TH_LOG("A: pages read: %u non-zero, %u SIGBUS", r->a_nonzero,
+	       r->a_sigbus);
+	TH_LOG("C: %u granted, %u canceled, %u EAGAIN; R: %u releases",
+	       r->c_ok, r->c_canceled, r->c_again, r->r_releases);
+	if (r->a_fail)
+		TH_LOG("A: %s: %d (%s)", r->a_fail, r->a_err,
+		       memmgr_strerror(r->a_err));
+	if (r->c_fail)
+		TH_LOG("C: %s: %d (%s)", r->c_fail, r->c_err,
+		       memmgr_strerror(r->c_err));
+	if (r->r_fail)
+		TH_LOG("R: %s: %d (%s)", r->r_fail, r->r_err,
+		       memmgr_strerror(r->r_err));
+	EXPECT_EQ(NULL, r->a_fail);
+	EXPECT_EQ(NULL, r->c_fail);
+	EXPECT_EQ(NULL, r->r_fail);
+	/* Never another buffer's bytes, nor a buffer freed under A. */
+	EXPECT_EQ(0, r->a_nonzero);
+	EXPECT_EQ(0, r->a_sigbus);
+	/* R never releases exec id 2. */
+	EXPECT_EQ(0, r->c_canceled);
+	ASSERT_EQ(0, race_stopped(r));
+	EXPECT_EQ(RACE_ALLOCS, r->a_ok + r->a_canceled + r->a_again);
+	EXPECT_EQ(r->a_ok, r->a_checked + r->a_released);
+	EXPECT_EQ(RACE_ALLOCS, r->c_ok + r->c_again);
+	/* One per batch, and maybe one after the last. */
+	EXPECT_LT(0, r->r_releases);
+	EXPECT_GE((RACE_ALLOCS + RACE_BATCH - 1) / RACE_BATCH + 1,
+		  r->r_releases);
+	/* Something was read, and C's ring was full at some point. */
+	EXPECT_LT(0, r->a_checked);
+	EXPECT_LE(RACE_RING, r->c_ok);
+
+	/* C's ring is intact, and it is all the handle holds. */
+	for (k = 0; k < r->ring_len; k++)
+		EXPECT_TRUE(all_bytes(r->ring[(r->ring_head + k) % RACE_RING],
+				      r->size, RACE_FILL));
+	st = stats(self->mm);
+	EXPECT_EQ(r->ring_len, st.buffers[EX]);
+	EXPECT_EQ(r->ring_len * r->size, st.requested[EX]);
+	EXPECT_EQ(r->ring_len * r->size, st.charged[EX]);
+	EXPECT_EQ(r->ring_len * r->size, st.kernel.client_used[EX]);
+	EXPECT_EQ(r->ring_len * r->size, st.kernel.pool[EX].used);
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 1, &freed));
+	EXPECT_EQ(0, freed);
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 2, &freed));
+	EXPECT_EQ(r->ring_len * r->size, freed);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[EX].used);
+	EXPECT_EQ(DELTA(st, EX, allocs), DELTA(st, EX, frees));
+	EXPECT_LIB_IDLE(st);
+
+	ASSERT_EQ(0, sigaction(SIGBUS, &old_sa, NULL));
+	pthread_mutex_destroy(&r->ring_lock);
+	pthread_mutex_destroy(&r->release_lock);
+	free(r);
 }
 
 /* Enough mappings that the tables grow: each one is still found. */

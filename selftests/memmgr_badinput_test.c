@@ -10,16 +10,19 @@
  * Every bad call must fail with its exact errno and leave MEMMGR_IOC_STATS
  * (the whole structure, read on the same file) as it was, except where the
  * test works out the change: E2BIG counts one more declined request in its
- * pool.  The number of bad inputs tried is printed after the totals.
+ * pool.  An argument the command cannot write back (on a read-only page)
+ * fails with EFAULT before anything is done.  The number of bad inputs
+ * tried is printed after the totals.
  *
  * Sizes come from what the module reports (page size, total, quotas); the
  * tests need a reserve of at least 64 pages and an otherwise idle device.
- * In all, 1125 bad inputs (each test's comment gives its share).
+ * In all, 1688 bad inputs (each test's comment gives its share).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stddef.h>
@@ -104,6 +107,7 @@ static const char *cmd_name(unsigned long cmd)
 	case MEMMGR_IOC_LOOKUP:	return "LOOKUP";
 	case MEMMGR_IOC_RELEASE: return "RELEASE";
 	case MEMMGR_IOC_STATS:	return "STATS";
+	case MEMMGR_IOC_EVICTED: return "EVICTED";
 	}
 	return "?";
 }
@@ -216,8 +220,9 @@ static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
 /*
  * What every fixture starts with: an idle device, then on one file a
  * pinned storage buffer of two pages (tag 1) right before an exec buffer
- * of one page (tag 2), at adjacent offsets, neither at offset 0; and three
- * pages of this process: read-write, inaccessible, read-only.
+ * of one page (tag 2), at adjacent offsets, after a page of offsets that
+ * no buffer holds; and three pages of this process: read-write,
+ * inaccessible, read-only.
  */
 struct base {
 	int fd;
@@ -246,11 +251,15 @@ static void base_setup(struct __test_metadata *_metadata, struct base *d)
 	ASSERT_EQ(0, st.pool[EX].used);
 	ASSERT_EQ(0, st.waiters);
 
-	/* Offset 0 is never one of ours: a page before st is not st's. */
+	/*
+	 * A page of offsets before st that no buffer holds: a one-page
+	 * buffer takes it first and is freed once st and ex stand after it.
+	 */
 	ASSERT_EQ(0, mm_alloc(d->fd, EX, 1, 0, 0, &a));
-	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, a.handle));
 	ASSERT_EQ(0, mm_alloc(d->fd, ST, 2 * d->pg, 1, 0, &d->st));
 	ASSERT_EQ(0, mm_alloc(d->fd, EX, d->pg, 2, 0, &d->ex));
+	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, a.handle));
+	ASSERT_EQ(a.offset + d->pg, d->st.offset);
 	ASSERT_EQ(d->st.offset + d->st.granted, d->ex.offset);
 
 	d->rw = mmap(NULL, 3 * d->pg, PROT_READ | PROT_WRITE,
@@ -284,7 +293,7 @@ FIXTURE_TEARDOWN(dev)
 }
 
 /*
- * The pointer and command-number checks, for each of the seven commands.
+ * The pointer and command-number checks, for each of the eight commands.
  * Per command: 1 NULL + 1 unmapped + 1 straddling + 2 kernel addresses +
  * 6 sizes + 3 directions + 5 type codes = 19 bad inputs.
  */
@@ -304,6 +313,7 @@ FIXTURE_VARIANT_ADD(abi, unpin) { .cmd = MEMMGR_IOC_UNPIN };
 FIXTURE_VARIANT_ADD(abi, lookup) { .cmd = MEMMGR_IOC_LOOKUP };
 FIXTURE_VARIANT_ADD(abi, release) { .cmd = MEMMGR_IOC_RELEASE };
 FIXTURE_VARIANT_ADD(abi, stats) { .cmd = MEMMGR_IOC_STATS };
+FIXTURE_VARIANT_ADD(abi, evicted) { .cmd = MEMMGR_IOC_EVICTED };
 
 FIXTURE_SETUP(abi)
 {
@@ -416,17 +426,33 @@ TEST_F(abi, wrong_type_enotty)
 }
 
 /*
+ * The first LOOKUP argument, before it had flags and reserved fields: its
+ * command number (another size) is no command any more.
+ */
+struct memmgr_lookup_v1 {
+	__u64 tag;
+	__u64 handle;
+	__u64 offset;
+	__u64 size;
+};
+
+#define MEMMGR_IOC_LOOKUP_V1 \
+	_IOWR(MEMMGR_IOC_MAGIC, 0x04, struct memmgr_lookup_v1)
+
+/*
  * Numbers past the last command, in every direction and with every
- * argument size of the ABI: 6 x 4 x 6 = 144 bad inputs.
+ * argument size of the ABI, the old LOOKUP's included: 6 x 4 x 8 = 192
+ * bad inputs.
  */
 TEST_F(dev, unknown_nr_enotty)
 {
-	static const unsigned int nrs[] = { 7, 8, 0x3f, 0x7f, 0x80, 0xff };
+	static const unsigned int nrs[] = { 8, 9, 0x3f, 0x7f, 0x80, 0xff };
 	static const unsigned int dirs[] = {
 		_IOC_NONE, _IOC_READ, _IOC_WRITE, _IOC_READ | _IOC_WRITE,
 	};
 	static const unsigned int sizes[] = {
 		0, sizeof(struct memmgr_buf), sizeof(struct memmgr_release),
+		sizeof(struct memmgr_lookup_v1), sizeof(struct memmgr_evicted),
 		sizeof(struct memmgr_lookup), sizeof(struct memmgr_alloc),
 		sizeof(struct memmgr_stats),
 	};
@@ -434,7 +460,7 @@ TEST_F(dev, unknown_nr_enotty)
 	unsigned int n, d, s;
 	unsigned long bad;
 
-	ASSERT_EQ(6, _IOC_NR(MEMMGR_IOC_STATS));
+	ASSERT_EQ(7, _IOC_NR(MEMMGR_IOC_EVICTED));
 	for (n = 0; n < NR(nrs); n++)
 		for (d = 0; d < NR(dirs); d++)
 			for (s = 0; s < NR(sizes); s++) {
@@ -447,18 +473,49 @@ TEST_F(dev, unknown_nr_enotty)
 }
 
 /*
+ * The 32-byte LOOKUP of a tag this file holds: ENOTTY, and nothing is
+ * written back.  1 bad input.
+ */
+TEST_F(dev, old_lookup_enotty)
+{
+	struct memmgr_lookup_v1 l = { .tag = self->d.st.tag };
+	struct memmgr_lookup now;
+
+	ASSERT_EQ(32, sizeof(struct memmgr_lookup_v1));
+	ASSERT_EQ(64, sizeof(struct memmgr_lookup));
+	ASSERT_NE(MEMMGR_IOC_LOOKUP, MEMMGR_IOC_LOOKUP_V1);
+	BAD(self->d.fd, ENOTTY, ioctl(self->d.fd, MEMMGR_IOC_LOOKUP_V1, &l),
+	    "LOOKUP with the 32-byte struct (%#lx)",
+	    (unsigned long)MEMMGR_IOC_LOOKUP_V1);
+	EXPECT_EQ(self->d.st.tag, l.tag);
+	EXPECT_EQ(0, l.handle);
+	EXPECT_EQ(0, l.offset);
+	EXPECT_EQ(0, l.size);
+	/* The 64-byte LOOKUP finds it. */
+	ASSERT_EQ(0, mm_lookup(self->d.fd, self->d.st.tag, &now));
+	EXPECT_EQ(self->d.st.handle, now.handle);
+	EXPECT_EQ(self->d.st.offset, now.offset);
+	EXPECT_EQ(self->d.st.granted, now.size);
+}
+
+/*
  * Fields that must hold certain values, tried against a request that
  * succeeds as it is (the test makes it at the end, to prove it): flags and
  * reserved fields get every bit that is not defined, one at a time, then
  * 0xff in each byte, all ones, 0x55... and 0xaa...; other fields get a
  * list of bad values.
  */
-enum tmpl { ALLOC_ST, ALLOC_EX, FREE_ST, PIN_ST, UNPIN_ST, RELEASE_EX };
+enum tmpl {
+	ALLOC_ST, ALLOC_EX, FREE_ST, PIN_ST, UNPIN_ST, RELEASE_EX, LOOKUP_ST,
+	EVICTED_NONE,
+};
 
 union arg {
 	struct memmgr_alloc alloc;
 	struct memmgr_buf buf;
 	struct memmgr_release rel;
+	struct memmgr_lookup lookup;
+	struct memmgr_evicted evicted;
 };
 
 FIXTURE(field) {
@@ -581,6 +638,50 @@ FIXTURE_VARIANT_ADD(field, release_pool) {
 	.err = EINVAL,
 };
 
+#define LOOKUP_OFF(f)	offsetof(struct memmgr_lookup, f)
+
+/* 63 + 8 + 3 = 74: bit 0 is MEMMGR_LOOKUP_HANDLE. */
+FIXTURE_VARIANT_ADD(field, lookup_flags) {
+	.tmpl = LOOKUP_ST, .off = LOOKUP_OFF(flags), .width = 8,
+	.first_bit = 1, .err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+
+FIXTURE_VARIANT_ADD(field, lookup_reserved0) {
+	.tmpl = LOOKUP_ST, .off = LOOKUP_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, lookup_reserved1) {
+	.tmpl = LOOKUP_ST, .off = LOOKUP_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, lookup_reserved2) {
+	.tmpl = LOOKUP_ST, .off = LOOKUP_OFF(reserved[2]), .width = 8,
+	.err = EINVAL,
+};
+
+#define EVICTED_OFF(f)	offsetof(struct memmgr_evicted, f)
+
+/* 32 + 4 + 3 = 39 */
+FIXTURE_VARIANT_ADD(field, evicted_flags) {
+	.tmpl = EVICTED_NONE, .off = EVICTED_OFF(flags), .width = 4,
+	.err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, evicted_reserved0) {
+	.tmpl = EVICTED_NONE, .off = EVICTED_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, evicted_reserved1) {
+	.tmpl = EVICTED_NONE, .off = EVICTED_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
 FIXTURE_SETUP(field)
 {
 	self->d.fd = -1;
@@ -617,6 +718,14 @@ static unsigned long tmpl_build(const struct base *d, enum tmpl t,
 		a->rel.pool = EX;
 		a->rel.tag = d->ex.tag;
 		return MEMMGR_IOC_RELEASE;
+	case LOOKUP_ST:
+		a->lookup.tag = d->st.tag;
+		return MEMMGR_IOC_LOOKUP;
+	case EVICTED_NONE:
+		/* Nothing was evicted: it returns count 0, pending 0. */
+		a->evicted.tags = (uintptr_t)d->rw;
+		a->evicted.count = 1;
+		return MEMMGR_IOC_EVICTED;
 	}
 	return 0;
 }
@@ -676,6 +785,15 @@ TEST_F(field, rejected)
 		EXPECT_EQ(d->pg, a.alloc.granted);
 	if (cmd == MEMMGR_IOC_RELEASE)
 		EXPECT_EQ(d->pg, a.rel.freed);
+	if (cmd == MEMMGR_IOC_LOOKUP) {
+		EXPECT_EQ(d->st.handle, a.lookup.handle);
+		EXPECT_EQ(d->st.offset, a.lookup.offset);
+		EXPECT_EQ(d->st.granted, a.lookup.size);
+	}
+	if (cmd == MEMMGR_IOC_EVICTED) {
+		EXPECT_EQ(0, a.evicted.count);
+		EXPECT_EQ(0, a.evicted.pending);
+	}
 }
 
 /*
@@ -757,9 +875,11 @@ TEST_F(too_big, e2big)
 }
 
 /*
- * FREE, PIN and UNPIN of handles this file does not have: 0, the second
- * page of a buffer, past the last one, another file's, and handles whose
- * offsets would lie past 2^63 bytes.  7 bad inputs per command.
+ * FREE, PIN and UNPIN of handles this file does not have: 0, the values
+ * next to a handle of this file and of another file, another file's (its
+ * files and handles are its own), and large values.  Handles are opaque:
+ * the test checks that none of these is one of this file's two live
+ * handles.  7 bad inputs per command.
  */
 FIXTURE(handle) {
 	struct base d;
@@ -803,6 +923,11 @@ TEST_F(handle, unknown_enoent)
 	handles[5] = 1ULL << 51;
 	handles[6] = 1ULL << 63;
 	for (i = 0; i < NR(handles); i++) {
+		ASSERT_TRUE(handles[i] != d->st.handle &&
+			    handles[i] != d->ex.handle) {
+			TH_LOG("handle %#llx is one of this file's",
+			       (unsigned long long)handles[i]);
+		}
 		b = (struct memmgr_buf){ .handle = handles[i] };
 		BAD(d->fd, ENOENT, ioctl(d->fd, variant->cmd, &b),
 		    "%s of handle %#llx", cmd_name(variant->cmd),
@@ -882,44 +1007,39 @@ TEST_F(dev, release_nothing)
 	EXPECT_TRUE(stats_same(_metadata, &want, &now, "RELEASE of nothing"));
 }
 
+/* Copy @n bytes of @arg to the start of the read-only page. */
+static void ro_put(struct __test_metadata *_metadata, struct base *d,
+		   const void *arg, size_t n)
+{
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
+	memset(d->ro, 0, d->pg);
+	memcpy(d->ro, arg, n);
+	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+}
+
 /*
- * Arguments on a read-only page.  _IOW commands only read theirs, so a
- * read-only page is fine for them; _IOR and _IOWR commands fail to write
- * their answer: EFAULT.  2 + 3 bad inputs.
+ * Arguments on a read-only page for the _IOW commands, which only read
+ * theirs: a read-only page is fine for them.  3 bad inputs.
  */
 TEST_F(dev, readonly_arg)
 {
 	struct base *d = &self->d;
 	int fd = d->fd;
 	struct memmgr_stats want;
-	struct memmgr_lookup l = { .tag = d->st.tag };
 	struct memmgr_buf b = { .handle = 0 };
 	unsigned long cmds[] = {
 		MEMMGR_IOC_FREE, MEMMGR_IOC_PIN, MEMMGR_IOC_UNPIN,
 	};
 	unsigned int i;
 
-	/* LOOKUP finds the buffer, then cannot say so. */
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
-	memcpy(d->ro, &l, sizeof(l));
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
-	BAD(fd, EFAULT, ioctl(fd, MEMMGR_IOC_LOOKUP, d->ro),
-	    "LOOKUP in a read-only page");
-	BAD(fd, EFAULT, ioctl(fd, MEMMGR_IOC_STATS, d->ro),
-	    "STATS in a read-only page");
-
 	/* The handle is read from the read-only page: ENOENT, not EFAULT. */
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
-	memcpy(d->ro, &b, sizeof(b));
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	ro_put(_metadata, d, &b, sizeof(b));
 	for (i = 0; i < NR(cmds); i++)
 		BAD(fd, ENOENT, ioctl(fd, cmds[i], d->ro),
 		    "%s of handle 0 in a read-only page", cmd_name(cmds[i]));
 	/* And a good handle works from there. */
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
 	b.handle = d->st.handle;
-	memcpy(d->ro, &b, sizeof(b));
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
+	ro_put(_metadata, d, &b, sizeof(b));
 	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_PIN, d->ro));
 	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_UNPIN, d->ro));
 	want = mm_stats(fd);
@@ -927,48 +1047,280 @@ TEST_F(dev, readonly_arg)
 }
 
 /*
- * ALLOC whose answer cannot be written back is undone: the request was
- * granted and then freed, so allocs and frees both count it (and peak may
- * rise), but nothing stays charged.
+ * An argument that can be read but not written (on a PROT_READ page), for
+ * each command that writes its argument back (_IOWR and _IOR): EFAULT,
+ * found before the command does anything.  The whole statistics stay as
+ * they were (nothing charged, evicted, held, declined, counted or freed),
+ * no eviction notice is taken, and what the test set up is still there,
+ * shown by the calls that follow with a writable argument.  1 bad input
+ * per variant.
  */
-TEST_F(dev, readonly_alloc_undone)
-{
-	struct base *d = &self->d;
-	struct memmgr_alloc a = { .pool = EX, .size = 3 * d->pg, .tag = 9 };
-	struct memmgr_stats want = mm_stats(d->fd);
-	__u64 used = want.pool[EX].used + 3 * d->pg;
+enum ro_case {
+	RO_ALLOC_ST,		/* a storage ALLOC that fits */
+	RO_ALLOC_ST_EVICT,	/* one that must evict an unpinned buffer */
+	RO_ALLOC_ST_HOLD,	/* one that would be held */
+	RO_ALLOC_EX,		/* an exec ALLOC that fits */
+	RO_LOOKUP,		/* of a live buffer */
+	RO_LOOKUP_STALE,	/* of an evicted buffer */
+	RO_RELEASE_EX,		/* of an exec id with two live buffers */
+	RO_RELEASE_ST,		/* of a live storage tag */
+	RO_STATS,
+	RO_EVICTED,		/* with one notice queued */
+};
 
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
-	memcpy(d->ro, &a, sizeof(a));
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
-	want.pool[EX].allocs++;
-	want.pool[EX].frees++;
-	if (want.pool[EX].peak < used)
-		want.pool[EX].peak = used;
-	BAD_AS(d->fd, EFAULT, &want, ioctl(d->fd, MEMMGR_IOC_ALLOC, d->ro),
-	       "ALLOC in a read-only page");
+FIXTURE(readonly) {
+	struct base d;
+};
+
+FIXTURE_VARIANT(readonly) {
+	enum ro_case c;
+	const char *what;
+};
+
+FIXTURE_VARIANT_ADD(readonly, alloc_storage) {
+	.c = RO_ALLOC_ST, .what = "storage ALLOC that fits",
+};
+
+FIXTURE_VARIANT_ADD(readonly, alloc_storage_evicting) {
+	.c = RO_ALLOC_ST_EVICT,
+	.what = "storage ALLOC that must evict an unpinned buffer",
+};
+
+FIXTURE_VARIANT_ADD(readonly, alloc_storage_held) {
+	.c = RO_ALLOC_ST_HOLD, .what = "storage ALLOC that would be held",
+};
+
+FIXTURE_VARIANT_ADD(readonly, alloc_exec) {
+	.c = RO_ALLOC_EX, .what = "exec ALLOC that fits",
+};
+
+FIXTURE_VARIANT_ADD(readonly, lookup) {
+	.c = RO_LOOKUP, .what = "LOOKUP of a live buffer",
+};
+
+FIXTURE_VARIANT_ADD(readonly, lookup_stale) {
+	.c = RO_LOOKUP_STALE, .what = "LOOKUP of an evicted buffer",
+};
+
+FIXTURE_VARIANT_ADD(readonly, release_exec) {
+	.c = RO_RELEASE_EX, .what = "RELEASE of an exec id with 2 buffers",
+};
+
+FIXTURE_VARIANT_ADD(readonly, release_storage) {
+	.c = RO_RELEASE_ST, .what = "RELEASE of a storage tag",
+};
+
+FIXTURE_VARIANT_ADD(readonly, stats) {
+	.c = RO_STATS, .what = "STATS",
+};
+
+FIXTURE_VARIANT_ADD(readonly, evicted) {
+	.c = RO_EVICTED, .what = "EVICTED with one notice queued",
+};
+
+FIXTURE_SETUP(readonly)
+{
+	self->d.fd = -1;
+	base_setup(_metadata, &self->d);
 }
 
-/*
- * RELEASE in a read-only page: the buffers are freed before the count is
- * written back, and the count cannot be undone: EFAULT, with the memory
- * returned.  A caller that needs the count passes a writable argument.
- */
-TEST_F(dev, readonly_release_frees)
+FIXTURE_TEARDOWN(readonly)
+{
+	base_teardown(&self->d);
+}
+
+static short pollpri(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLPRI };
+
+	return poll(&p, 1, 0) == 1 ? p.revents & POLLPRI : 0;
+}
+
+/* Fill storage up to S with one buffer of tag 3 (next to st). */
+static void ro_fill_storage(struct __test_metadata *_metadata,
+			    struct base *d, __u32 flags,
+			    struct memmgr_alloc *v)
+{
+	ASSERT_EQ(0, mm_alloc(d->fd, ST, d->S - d->st.granted, 3, flags, v));
+	ASSERT_EQ(d->S, mm_stats(d->fd).pool[ST].used);
+}
+
+/* Evict an unpinned buffer of tag 3 with a pinned page of tag 4. */
+static void ro_evict(struct __test_metadata *_metadata, struct base *d,
+		     struct memmgr_alloc *v)
+{
+	__u64 evictions = mm_stats(d->fd).pool[ST].evictions;
+
+	ro_fill_storage(_metadata, d, MEMMGR_ALLOC_UNPINNED, v);
+	ASSERT_EQ(0, mm_alloc(d->fd, ST, d->pg, 4, 0, NULL));
+	ASSERT_EQ(evictions + 1, mm_stats(d->fd).pool[ST].evictions);
+	/* ESTALE once the mappings are revoked: nothing is left to do. */
+	ASSERT_EQ(-ESTALE, mm_lookup(d->fd, 3, NULL));
+	ASSERT_EQ(POLLPRI, pollpri(d->fd));
+}
+
+union ro_arg {
+	struct memmgr_alloc alloc;
+	struct memmgr_lookup lookup;
+	struct memmgr_release rel;
+	struct memmgr_stats stats;
+	struct memmgr_evicted evicted;
+};
+
+TEST_F(readonly, efault_no_side_effect)
 {
 	struct base *d = &self->d;
-	struct memmgr_release r = { .pool = EX, .tag = d->ex.tag };
-	struct memmgr_stats want = mm_stats(d->fd);
+	int fd = d->fd;
+	__u64 pg = d->pg, tags[2] = { 0, 0 }, evictions;
+	struct memmgr_alloc v = { 0 }, b, r1 = { 0 }, r2 = { 0 };
+	struct memmgr_release rel;
+	struct memmgr_evicted e;
+	struct memmgr_lookup l;
+	unsigned long cmd = 0;
+	union ro_arg a;
+	void *p;
 
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ | PROT_WRITE));
-	memcpy(d->ro, &r, sizeof(r));
-	ASSERT_EQ(0, mprotect(d->ro, d->pg, PROT_READ));
-	want.pool[EX].used -= d->ex.granted;
-	want.pool[EX].frees++;
-	want.client_used[EX] -= d->ex.granted;
-	want.free += d->ex.granted;
-	BAD_AS(d->fd, EFAULT, &want, ioctl(d->fd, MEMMGR_IOC_RELEASE, d->ro),
-	       "RELEASE in a read-only page");
+	memset(&a, 0, sizeof(a));
+	switch (variant->c) {
+	case RO_ALLOC_ST:
+	case RO_ALLOC_ST_EVICT:
+		if (variant->c == RO_ALLOC_ST_EVICT)
+			ro_fill_storage(_metadata, d, MEMMGR_ALLOC_UNPINNED,
+					&v);
+		a.alloc.pool = ST;
+		a.alloc.size = pg;
+		a.alloc.tag = 9;
+		cmd = MEMMGR_IOC_ALLOC;
+		break;
+	case RO_ALLOC_ST_HOLD:
+		ro_fill_storage(_metadata, d, 0, &v);
+		a.alloc.pool = ST;
+		a.alloc.size = pg;
+		a.alloc.tag = 9;
+		a.alloc.timeout_ms = 1000;
+		cmd = MEMMGR_IOC_ALLOC;
+		break;
+	case RO_ALLOC_EX:
+		a.alloc.pool = EX;
+		a.alloc.size = 3 * pg;
+		a.alloc.tag = 9;
+		cmd = MEMMGR_IOC_ALLOC;
+		break;
+	case RO_LOOKUP_STALE:
+		ro_evict(_metadata, d, &v);
+		a.lookup.tag = 3;
+		cmd = MEMMGR_IOC_LOOKUP;
+		break;
+	case RO_LOOKUP:
+		a.lookup.tag = d->st.tag;
+		cmd = MEMMGR_IOC_LOOKUP;
+		break;
+	case RO_RELEASE_EX:
+		ASSERT_EQ(0, mm_alloc(fd, EX, pg, 9, 0, &r1));
+		ASSERT_EQ(0, mm_alloc(fd, EX, 2 * pg, 9, 0, &r2));
+		a.rel.pool = EX;
+		a.rel.tag = 9;
+		cmd = MEMMGR_IOC_RELEASE;
+		break;
+	case RO_RELEASE_ST:
+		a.rel.pool = ST;
+		a.rel.tag = d->st.tag;
+		cmd = MEMMGR_IOC_RELEASE;
+		break;
+	case RO_STATS:
+		cmd = MEMMGR_IOC_STATS;
+		break;
+	case RO_EVICTED:
+		ro_evict(_metadata, d, &v);
+		a.evicted.tags = (uintptr_t)tags;
+		a.evicted.count = NR(tags);
+		cmd = MEMMGR_IOC_EVICTED;
+		break;
+	default:
+		ASSERT_TRUE(false);
+	}
+	ASSERT_LE(_IOC_SIZE(cmd), sizeof(a));
+	ro_put(_metadata, d, &a, _IOC_SIZE(cmd));
+	evictions = mm_stats(fd).pool[ST].evictions;
+	BAD(fd, EFAULT, ioctl(fd, cmd, d->ro), "%s, argument in a read-only page",
+	    variant->what);
+
+	switch (variant->c) {
+	case RO_ALLOC_ST:
+	case RO_ALLOC_ST_HOLD:
+		/* The tag was not kept: not found, and free to take. */
+		EXPECT_EQ(-ENOENT, mm_lookup(fd, 9, NULL));
+		if (variant->c == RO_ALLOC_ST) {
+			EXPECT_EQ(0, mm_alloc(fd, ST, pg, 9, 0, &b));
+			EXPECT_EQ(pg, b.granted);
+		} else {
+			/* Storage is full of pinned memory. */
+			EXPECT_EQ(-EAGAIN, mm_alloc(fd, ST, pg, 9, 0, NULL));
+		}
+		break;
+	case RO_ALLOC_ST_EVICT:
+		/* The would-be victim is untouched, and no notice came. */
+		EXPECT_EQ(0, pollpri(fd));
+		EXPECT_EQ(-ENOENT, mm_lookup(fd, 9, NULL));
+		ASSERT_EQ(0, mm_lookup(fd, 3, &l));
+		EXPECT_EQ(v.handle, l.handle);
+		EXPECT_EQ(v.offset, l.offset);
+		EXPECT_EQ(v.granted, l.size);
+		p = map(fd, v.offset, pg);
+		EXPECT_NE(MAP_FAILED, p);
+		if (p != MAP_FAILED)
+			EXPECT_EQ(0, munmap(p, pg));
+		/* With a writable argument the same request evicts it. */
+		EXPECT_EQ(0, mm_alloc(fd, ST, pg, 9, 0, &b));
+		EXPECT_EQ(evictions + 1, mm_stats(fd).pool[ST].evictions);
+		EXPECT_EQ(-ESTALE, mm_lookup(fd, 3, NULL));
+		break;
+	case RO_ALLOC_EX:
+		EXPECT_EQ(0, mm_alloc(fd, EX, 3 * pg, 9, 0, &b));
+		EXPECT_EQ(3 * pg, b.granted);
+		break;
+	case RO_LOOKUP:
+		ASSERT_EQ(0, mm_lookup(fd, d->st.tag, &l));
+		EXPECT_EQ(d->st.handle, l.handle);
+		break;
+	case RO_LOOKUP_STALE:
+		EXPECT_EQ(-ESTALE, mm_lookup(fd, 3, NULL));
+		break;
+	case RO_RELEASE_EX:
+		/* Both buffers are live: each maps, FREE and RELEASE work. */
+		p = map(fd, r1.offset, pg);
+		EXPECT_NE(MAP_FAILED, p);
+		if (p != MAP_FAILED)
+			EXPECT_EQ(0, munmap(p, pg));
+		p = map(fd, r2.offset, 2 * pg);
+		EXPECT_NE(MAP_FAILED, p);
+		if (p != MAP_FAILED)
+			EXPECT_EQ(0, munmap(p, 2 * pg));
+		EXPECT_EQ(0, mm_buf(fd, MEMMGR_IOC_FREE, r1.handle));
+		rel = (struct memmgr_release){ .pool = EX, .tag = 9 };
+		ASSERT_EQ(0, ioctl(fd, MEMMGR_IOC_RELEASE, &rel));
+		EXPECT_EQ(2 * pg, rel.freed);
+		EXPECT_EQ(-ENOENT, mm_buf(fd, MEMMGR_IOC_FREE, r2.handle));
+		break;
+	case RO_RELEASE_ST:
+		ASSERT_EQ(0, mm_lookup(fd, d->st.tag, &l));
+		EXPECT_EQ(d->st.handle, l.handle);
+		break;
+	case RO_STATS:
+		break;
+	case RO_EVICTED:
+		/* The notice is still queued, and comes out once. */
+		EXPECT_EQ(POLLPRI, pollpri(fd));
+		e = (struct memmgr_evicted){
+			.tags = (uintptr_t)tags, .count = NR(tags),
+		};
+		ASSERT_EQ(0, ioctl(fd, MEMMGR_IOC_EVICTED, &e));
+		EXPECT_EQ(1, e.count);
+		EXPECT_EQ(3, tags[0]);
+		EXPECT_EQ(0, e.pending);
+		EXPECT_EQ(0, pollpri(fd));
+		break;
+	}
 }
 
 /*
@@ -980,8 +1332,8 @@ TEST_F(dev, readonly_release_frees)
  *  - a range whose end lies past 2^64 bytes: EOVERFLOW (file_mmap_ok(): a
  *    character device's limit is ULONG_MAX bytes);
  *  - length 0 or an unaligned offset: EINVAL.
- * Offsets below that reach memmgr: past 2^63 bytes (MEMMGR_PGOFF_MAX) or
- * in no buffer of this file: EINVAL.  17 bad inputs.
+ * Offsets below that reach memmgr: at or past MEMMGR_OFFSET_LIMIT or in
+ * no buffer of this file: EINVAL.  18 bad inputs.
  */
 TEST_F(dev, mmap_range_errors)
 {
@@ -1001,8 +1353,7 @@ TEST_F(dev, mmap_range_errors)
 	    "mmap of the end of one buffer and the start of the next");
 	BAD(fd, EINVAL, sys_mmap(NULL, 2 * pg, rw, MAP_SHARED, fd, ex),
 	    "mmap past the end of a buffer");
-	BAD(fd, EINVAL,
-	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd, gone.offset + pg),
+	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, ex + pg),
 	    "mmap after the last buffer");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, st - pg),
 	    "mmap before the first buffer");
@@ -1014,6 +1365,9 @@ TEST_F(dev, mmap_range_errors)
 	    "mmap of length 0");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, st + 1),
 	    "mmap at an unaligned offset");
+	BAD(fd, EINVAL,
+	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd, MEMMGR_OFFSET_LIMIT),
+	    "mmap at MEMMGR_OFFSET_LIMIT");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 62),
 	    "mmap at offset 2^62");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 63),

@@ -3,8 +3,9 @@
  * kselftests of exec_fair=1 (Spark's ExecutionMemoryPool, all-or-nothing):
  * with N active exec ids (holding execution memory or asking for it,
  * counted over all open files), a request that would take its exec id
- * above 1/N of what execution can use is declined or held, and an exec id
- * below 1/(2N) is held rather than declined while others hold memory.
+ * above 1/N of what execution can use is declined or held.  A request with
+ * timeout 0 is never held, whatever its exec id's share (issue 11: an exec
+ * id below 1/(2N) used to be held, without end, rather than declined).
  *
  * Needs memmgr loaded (total=64M or so) and an idle device; switches
  * /sys/module/memmgr/parameters/exec_fair on and back off.
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -123,22 +125,48 @@ static void *hold_thread(void *arg)
 	return NULL;
 }
 
-/*
- * A late id: two ids hold everything; a third arrives and asks for a page
- * with timeout 0.  Below 1/(2N) it is held, not declined, and granted when
- * an id over its share releases.
- */
-TEST_F(fair, late_id_held_below_min)
+static void on_alarm(int sig)
 {
+}
+
+/*
+ * A late id: two ids hold everything; a third arrives and asks for a page.
+ * It is below 1/(2N) of what execution can use and others hold memory that
+ * can come back, but with timeout 0 it is declined at once (EAGAIN), not
+ * held: held does not move.  This test used to assert the old rule, a hold
+ * (without end) for an exec id below its minimum share; since issue 11
+ * timeout 0 never holds.  An alarm ends the old module's endless hold
+ * (EINTR) so that it fails here instead of hanging.  With a timeout the
+ * same request is held, and granted when an id over its share releases.
+ */
+TEST_F(fair, late_id_below_min_timeout0_declined)
+{
+	/* No SA_RESTART: the alarm ends a hold with EINTR. */
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
 	__u64 half = self->T / self->pg / 2 * self->pg;
-	struct holder h = { .fd = self->fd, .id = 3, .timeout = 0, .ret = 1 };
+	struct holder h = { .fd = self->fd, .id = 3,
+			    .timeout = MEMMGR_WAIT_FOREVER, .ret = 1 };
 	struct memmgr_stats st;
+	int ret;
 
 	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 2, 0, 0, NULL));
 	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, half, 1, 0, 0, NULL));
 	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->T - half - self->pg, 2, 0,
 			      NULL));
 	EXPECT_EQ(0, mm_stats(self->fd).free);
+
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, &old));
+	alarm(5);
+	ret = mm_alloc_wait(self->fd, EX, self->pg, 3, 0, 0, NULL);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	EXPECT_EQ(-EAGAIN, ret);
+	st = mm_stats(self->fd);
+	EXPECT_EQ(0, st.waiters);
+	EXPECT_EQ(0, st.pool[EX].held - self->st0.pool[EX].held);
+	EXPECT_EQ(1, st.pool[EX].declined - self->st0.pool[EX].declined);
+	EXPECT_EQ(self->T, st.pool[EX].used);
+
 	h.size = self->pg;
 	pthread_create(&h.thread, NULL, hold_thread, &h);
 	ASSERT_EQ(0, mm_wait_waiters(self->fd, 1));
@@ -148,7 +176,8 @@ TEST_F(fair, late_id_held_below_min)
 	EXPECT_EQ(0, h.ret);
 	st = mm_stats(self->fd);
 	EXPECT_EQ(1, st.pool[EX].held - self->st0.pool[EX].held);
-	EXPECT_EQ(0, st.pool[EX].declined - self->st0.pool[EX].declined);
+	EXPECT_EQ(1, st.pool[EX].declined - self->st0.pool[EX].declined);
+	EXPECT_EQ(self->T - half + self->pg, st.pool[EX].used);
 }
 
 /* A hold over its share waits until the share grows, then is granted. */

@@ -3,23 +3,28 @@
  * memmgr_hold: a helper for the shell tests.  It takes BYTES of one pool
  * through libmemmgr, writes them, prints "ready" and sleeps until killed.
  *
- *   memmgr_hold storage|exec BYTES [ID]
+ *   memmgr_hold [-n NAME] storage|exec BYTES [ID]
  *
  * BYTES may end in K, M or G (powers of 1024); ID (the page id or exec id)
- * defaults to 1.  Exits 1 when the memory cannot be had, 2 on bad usage.
+ * defaults to 1.  -n sets the command name to NAME (prctl(PR_SET_NAME); at
+ * most 15 bytes, the kernel's limit) before /dev/memmgr is opened, so that
+ * memmgr lists the client under NAME.  Exits 1 when the memory cannot be
+ * had, 2 on bad usage.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "libmemmgr.h"
 
 static int print_usage(void)
 {
-	fprintf(stderr, "usage: memmgr_hold storage|exec BYTES[K|M|G] [ID]\n");
+	fprintf(stderr,
+		"usage: memmgr_hold [-n NAME] storage|exec BYTES[K|M|G] [ID]\n");
 	return 2;
 }
 
@@ -57,6 +62,16 @@ int main(int argc, char **argv)
 	void *ptr;
 	int ret;
 
+	if (argc > 2 && !strcmp(argv[1], "-n")) {
+		if (strlen(argv[2]) > 15)
+			return print_usage();
+		if (prctl(PR_SET_NAME, argv[2], 0, 0, 0)) {
+			perror("memmgr_hold: PR_SET_NAME");
+			return 1;
+		}
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 3 || argc > 4)
 		return print_usage();
 	size = parse_size(argv[2]);

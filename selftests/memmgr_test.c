@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +268,62 @@ TEST_F(mm, pin_unpin_estale)
 	/* Exec buffers have no pins. */
 	ASSERT_EQ(0, mm_alloc_wait(self->fd, EX, self->pg, 1, 0, 0, &a));
 	EXPECT_EQ(-EINVAL, mm_buf(self->fd, MEMMGR_IOC_PIN, a.handle));
+}
+
+/* Minor faults of this process so far. */
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return -1;
+	return ru.ru_minflt;
+}
+
+/*
+ * Write every page of @len bytes of buffer @a mapped from byte @off of it,
+ * each page once, in order; return the faults that took.
+ */
+static long faults_to_touch(int fd, const struct memmgr_alloc *a, size_t off,
+			    size_t len, size_t pg)
+{
+	volatile unsigned char *p;
+	long before, after;
+	size_t i;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 a->offset + off);
+	if (p == MAP_FAILED)
+		return -1;
+	before = minor_faults();
+	for (i = 0; i < len; i += pg)
+		p[i] = 1;
+	after = minor_faults();
+	munmap((void *)p, len);
+	return after - before;
+}
+
+/*
+ * A fault maps the 2 MiB chunk of the buffer that holds the faulting page,
+ * clipped to the mapping, so no fault's work (nor the time a revocation
+ * waits for it) grows with the buffer: a 16 MiB buffer takes 8 faults to
+ * touch, a 3 MiB one 2, and 2 MiB mapped from 1 MiB into a buffer 2 (the
+ * ends of two chunks).
+ */
+TEST_F(mm, fault_maps_one_chunk)
+{
+	const size_t mib = 1 << 20;
+	struct memmgr_alloc a;
+
+	ASSERT_EQ(0, mm_alloc(self->fd, EX, 16 * mib, 1, 0, &a));
+	EXPECT_EQ(8, faults_to_touch(self->fd, &a, 0, 16 * mib, self->pg));
+	EXPECT_EQ(4, faults_to_touch(self->fd, &a, 2 * mib, 8 * mib, self->pg));
+	EXPECT_EQ(2, faults_to_touch(self->fd, &a, mib, 2 * mib, self->pg));
+	EXPECT_EQ(1, faults_to_touch(self->fd, &a, 15 * mib, mib, self->pg));
+	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
+	ASSERT_EQ(0, mm_alloc(self->fd, ST, 3 * mib, 2, 0, &a));
+	EXPECT_EQ(2, faults_to_touch(self->fd, &a, 0, 3 * mib, self->pg));
+	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
 }
 
 /*

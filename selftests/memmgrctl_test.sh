@@ -5,10 +5,11 @@
 # against the module's parameters and against memory that memmgr_hold
 # processes take; the --json object is parsed; --watch redraws and stops on
 # SIGINT; clients parses the debugfs file (a fixture bind-mounted over
-# debugfs, and the kernel's own file); errors give the documented exit
-# status and message.  At the end memmgr is unloaded (for the "not loaded"
-# message) and loaded again with the same parameters.  TAP output, with the
-# kselftest totals line.
+# debugfs, and the kernel's own file, with a client whose name needs
+# escaping, and pids as a reader in another pid namespace sees them);
+# errors give the documented exit status and message.  At the end memmgr
+# is unloaded (for the "not loaded" message) and loaded again with the
+# same parameters.  TAP output, with the kselftest totals line.
 #
 # Needs a reserve of at least 16 MiB with storage_pct=50 (vm.sh --params
 # "total=64M"), an otherwise idle device, and root.
@@ -16,6 +17,7 @@
 tmp=$(mktemp -d /tmp/memmgrctl_test.XXXXXX)
 holders=
 nholds=0
+ns_job=
 bound=
 unloaded=
 made_etc=
@@ -150,7 +152,17 @@ squash() {
 	awk '{ $1 = $1; print }'
 }
 
+# The pid namespace case's reader: tell it to stop and wait for it.
+ns_stop() {
+	if [ -n "$ns_job" ]; then
+		touch "$tmp/ns.done"
+		wait $ns_job
+		ns_job=
+	fi
+}
+
 cleanup() {
+	ns_stop
 	unhold
 	[ -z "$bound" ] || umount /sys/kernel/debug
 	bound=
@@ -256,31 +268,134 @@ expect "$(rep '#' 50)" "$(bar "$out" execution)" "stats: execution bar full"
 expect "$hE $(human $eu) $(human $lent) - 0B" "$(row "$out" execution)" \
 	"stats: execution row in sizes"
 
+# One more client, of a page of storage, named with a space, a newline, a
+# backslash and a byte outside ASCII (12 bytes: the kernel keeps 15).  The
+# kernel's file has the name as one word, those bytes as \ooo; memmgrctl's
+# table shows it so, its JSON gives back the name itself.
+nm=$(printf 'mm hold\nx\\y\351')
+nm_esc='mm\040hold\012x\134y\351'
+nm_json='mm hold\u000ax\\y\u00e9'
 if [ -r $clients_file ]; then
+	if hold -n "$nm" storage $pg 9; then
+		nm_pid=$hold_pid
+		check 0 "memmgr_hold -n: a page of storage under a name with a space and a newline"
+	else
+		nm_pid=none
+		check 1 "memmgr_hold -n: a page of storage under a name with a space and a newline"
+	fi
+	grep -Fqx "$nm_pid $nm_esc $pg 0" $clients_file
+	r=$?
+	check $r "debugfs clients: the name on one line, its space, newline, backslash and byte 0351 in octal"
+	[ $r = 0 ] || sed 's/^/# /' $clients_file
 	run clients --bytes
-	got=$(printf '%s\n' "$out" | squash | grep -E "^($ex_pid|$st_pid|$small_pid) " | sort -n)
+	got=$(printf '%s\n' "$out" | squash | grep -E "^($ex_pid|$st_pid|$small_pid|$nm_pid) " | sort -n)
 	want=$(printf '%s\n' "$ex_pid memmgr_hold 0 $MiB" \
-		"$st_pid memmgr_hold $su 0" "$small_pid memmgr_hold 0 $pg" |
-		sort -n)
+		"$st_pid memmgr_hold $su 0" "$small_pid memmgr_hold 0 $pg" \
+		"$nm_pid $nm_esc $pg 0" | sort -n)
 	[ $rc = 0 ] && [ "$got" = "$want" ]
-	check $? "clients --bytes: each memmgr_hold with its bytes (kernel file)"
+	check $? "clients --bytes: each memmgr_hold with its bytes, the escaped name as the kernel has it (kernel file)"
 	[ $rc = 0 ] || echo "# $err"
-	expect "total $su $eu" "$(printf '%s\n' "$out" | squash | grep '^total ')" \
+	expect "total $((su + pg)) $eu" "$(printf '%s\n' "$out" | squash | grep '^total ')" \
 		"clients --bytes: the total row adds up (kernel file)"
 	run clients --json
 	printf '%s\n' "$out" |
 		grep -Fq "{\"pid\":$st_pid,\"comm\":\"memmgr_hold\",\"storage_bytes\":$su,\"exec_bytes\":0}"
 	check $? "clients --json: the storage holder's object (kernel file)"
+	printf '%s\n' "$out" |
+		grep -Fq "{\"pid\":$nm_pid,\"comm\":\"$nm_json\",\"storage_bytes\":$pg,\"exec_bytes\":0}"
+	check $? "clients --json: the named client's object, its name unescaped (kernel file)"
 else
+	cannot_run "memmgr_hold -n: a named client" "$clients_file is absent"
+	cannot_run "debugfs clients: a name escaped" "$clients_file is absent"
 	cannot_run "clients: the kernel's own file" "$clients_file is absent"
 	cannot_run "clients --bytes: total row (kernel file)" "$clients_file is absent"
 	cannot_run "clients --json (kernel file)" "$clients_file is absent"
+	cannot_run "clients --json: a named client (kernel file)" "$clients_file is absent"
 fi
 
 unhold
 run stats --json
 expect "0 0 $T" "$(jget "$out" storage.used) $(jget "$out" execution.used) $(jget "$out" free)" \
 	"stats --json: everything back once the holders are killed"
+
+# --- clients: pids as the reader's pid namespace numbers them -----------
+
+# A client outside holds 2 pages of storage; a reader in a new pid
+# namespace starts a client there with 1 page and lists the clients: it
+# sees its own client by the pid it has in that namespace and the one
+# outside as pid 0 (it has no pid there).  Read from outside, the client
+# inside has its pid outside (from its NSpid line).
+if [ ! -e /proc/self/ns/pid ]; then
+	echo "# this kernel has no pid namespaces (CONFIG_PID_NS): clients in another pid namespace cannot be tried"
+elif [ -r $clients_file ]; then
+	hold storage $((2 * pg)) 21
+	r=$?
+	out_pid=$hold_pid
+	check $r "memmgr_hold: 2 pages of storage outside the new pid namespace"
+	# shellcheck disable=SC2016 # expanded by the shell in the namespace
+	unshare -p -f sh -c '
+		t=$1
+		memmgr_hold storage $2 22 >"$t/ns.hold" 2>&1 &
+		p=$!
+		i=0
+		while ! grep -q "^ready$" "$t/ns.hold" && [ $i -lt 200 ] &&
+			kill -0 $p 2>/dev/null; do
+			i=$((i + 1))
+			usleep 50000
+		done
+		memmgrctl clients --bytes >"$t/ns.out" 2>"$t/ns.err"
+		echo $? >"$t/ns.rc"
+		echo $p >"$t/ns.pid"
+		i=0
+		while [ ! -e "$t/ns.done" ] && [ $i -lt 1200 ]; do
+			i=$((i + 1))
+			usleep 50000
+		done
+		kill $p
+		wait $p
+	' sh "$tmp" $pg >"$tmp/ns.log" 2>&1 &
+	ns_job=$!
+	i=0
+	while [ ! -s "$tmp/ns.pid" ] && [ $i -lt 400 ] && kill -0 $ns_job 2>/dev/null; do
+		i=$((i + 1))
+		usleep 50000
+	done
+	in_pid=$(cat "$tmp/ns.pid" 2>/dev/null)
+	[ -n "$in_pid" ]
+	check $? "unshare -p -f: a reader and a client (pid $in_pid) in a new pid namespace"
+	[ -n "$in_pid" ] || sed 's/^/# /' "$tmp/ns.log" "$tmp/ns.hold" 2>/dev/null
+	# The inner client's pid outside: its NSpid line is "outer inner".
+	in_outer=none
+	for f in /proc/[0-9]*/status; do
+		if grep -Eq "^NSpid:[[:space:]]+[0-9]+[[:space:]]+$in_pid\$" "$f" 2>/dev/null &&
+			grep -q '^Name:[[:space:]]*memmgr_hold$' "$f" 2>/dev/null; then
+			in_outer=${f#/proc/}
+			in_outer=${in_outer%/status}
+		fi
+	done
+	got=$(squash <"$tmp/ns.out" | grep ' memmgr_hold ' | sort)
+	want=$(printf '%s\n' "0 memmgr_hold $((2 * pg)) 0" \
+		"$in_pid memmgr_hold $pg 0" | sort)
+	[ "$(cat "$tmp/ns.rc")" = 0 ] && [ "$got" = "$want" ]
+	r=$?
+	check $r "clients in the new pid namespace: its own client as pid $in_pid, the one outside as pid 0"
+	[ $r = 0 ] || sed 's/^/# /' "$tmp/ns.out" "$tmp/ns.err"
+	run clients --bytes
+	got=$(printf '%s\n' "$out" | squash | grep ' memmgr_hold ' | sort)
+	want=$(printf '%s\n' "$out_pid memmgr_hold $((2 * pg)) 0" \
+		"$in_outer memmgr_hold $pg 0" | sort)
+	[ $rc = 0 ] && [ "$in_outer" != "$in_pid" ] && [ "$got" = "$want" ]
+	r=$?
+	check $r "clients outside: the client in the new namespace as pid $in_outer, the other as pid $out_pid"
+	[ $r = 0 ] || printf '%s\n' "$out" "$err" | sed 's/^/# /'
+	ns_stop
+	unhold
+else
+	cannot_run "memmgr_hold: 2 pages of storage outside a new pid namespace" "$clients_file is absent"
+	cannot_run "unshare -p -f: a reader and a client in a new pid namespace" "$clients_file is absent"
+	cannot_run "clients in a new pid namespace" "$clients_file is absent"
+	cannot_run "clients outside: a client in a new pid namespace" "$clients_file is absent"
+fi
 
 # --- clients: the parser, on a fixture bind-mounted over debugfs --------
 
@@ -289,9 +404,14 @@ fixture() {
 	printf '%s' "$1" >"$tmp/dbg/memmgr/clients"
 }
 
+# Names as the kernel escapes them (\ooo for space, backslash and bytes
+# outside printable ASCII), an empty name, and pid 0 (a client outside the
+# reader's pid namespace).
 fixture 'pid comm storage_bytes exec_bytes
 123 memmgr_test 4096 8192
-4567 a"b\c 0 1610612736
+4567 a"b\134c 0 1610612736
+0 tab\011\040sp\351 4096 0
+89  0 4096
 '
 if mount -o bind "$tmp/dbg" /sys/kernel/debug; then
 	bound=1
@@ -301,19 +421,27 @@ else
 fi
 run clients --bytes
 expect "0" "$rc" "clients --bytes on the fixture exits 0"
-expect "PID COMM STORAGE EXEC
+expect 'PID COMM STORAGE EXEC
 123 memmgr_test 4096 8192
-4567 a\"b\\c 0 1610612736
-total 4096 1610620928" "$(printf '%s\n' "$out" | squash)" \
-	"clients --bytes: a row per line and the total"
+4567 a"b\134c 0 1610612736
+0 tab\011\040sp\351 4096 0
+89 0 4096
+total 8192 1610625024' "$(printf '%s\n' "$out" | squash)" \
+	"clients --bytes: a row per line, names escaped as in the file, and the total"
+# The COMM column is as wide as the widest name escaped (17 here).
+expect "$(printf '%8s %-17s %10s %10s' 89 '' 0 4096)" \
+	"$(printf '%s\n' "$out" | sed -n 5p)" \
+	"clients --bytes: the row of the empty name, columns in place"
 run clients
-expect "PID COMM STORAGE EXEC
+expect 'PID COMM STORAGE EXEC
 123 memmgr_test 4.0Ki 8.0Ki
-4567 a\"b\\c 0B 1.5Gi
-total 4.0Ki 1.5Gi" "$(printf '%s\n' "$out" | squash)" "clients: sizes"
+4567 a"b\134c 0B 1.5Gi
+0 tab\011\040sp\351 4.0Ki 0B
+89 0B 4.0Ki
+total 8.0Ki 1.5Gi' "$(printf '%s\n' "$out" | squash)" "clients: sizes"
 run clients --json
-expect '[{"pid":123,"comm":"memmgr_test","storage_bytes":4096,"exec_bytes":8192},{"pid":4567,"comm":"a\"b\\c","storage_bytes":0,"exec_bytes":1610612736}]' \
-	"$out" "clients --json: an array, comm escaped"
+expect '[{"pid":123,"comm":"memmgr_test","storage_bytes":4096,"exec_bytes":8192},{"pid":4567,"comm":"a\"b\\c","storage_bytes":0,"exec_bytes":1610612736},{"pid":0,"comm":"tab\u0009 sp\u00e9","storage_bytes":4096,"exec_bytes":0},{"pid":89,"comm":"","storage_bytes":0,"exec_bytes":4096}]' \
+	"$out" "clients --json: an array, names unescaped, then in JSON's escapes"
 
 fixture 'pid comm storage_bytes exec_bytes
 '
@@ -333,6 +461,21 @@ fixture 'pid comm storage_bytes exec_bytes
 run clients
 expect "1 memmgrctl: $clients_file:2: unexpected line '12 x 1 -5'" "$rc $err" \
 	"clients: a negative figure is an error"
+# bad_name COMM WHAT: a name the kernel would not write is an error.
+bad_name() {
+	fixture "pid comm storage_bytes exec_bytes
+12 $1 1 2
+"
+	run clients
+	expect "1 memmgrctl: $clients_file:2: unexpected line '12 $1 1 2'" \
+		"$rc $err" "clients: a name with $2 is an error"
+}
+bad_name 'a b' "a bare space (5 fields)"
+bad_name 'a\9bc' "a backslash and no octal digits"
+bad_name 'a\12' "a backslash and 2 octal digits"
+bad_name 'a\000' "an escaped NUL"
+bad_name 'a\400' "an escape above 0377"
+bad_name "$(printf 'a\tb')" "a tab not escaped"
 fixture 'pid comm exec_bytes
 '
 run clients

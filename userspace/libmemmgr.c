@@ -25,8 +25,12 @@
  * A request to the kernel that may wait (MEMMGR_IOC_ALLOC) runs without
  * the mutex.  mmap() and the tables are then done under it, so a release
  * of the same id either finds the new mapping in the tables or has freed
- * the buffer first, in which case mmap() fails (the kernel maps live
- * buffers only) and the allocation says -ECANCELED.  Storage buffers are
+ * the buffer first, and the allocation says -ECANCELED.  In that case the
+ * buffer's mmap offset may already belong to a buffer allocated since
+ * (the kernel reuses a freed buffer's range), so mmap() can succeed on the
+ * wrong buffer: when a release ran since the request began (the handle
+ * counts them), the allocation asks the kernel whether its handle is
+ * still there (LOOKUP by handle), which proves the mapping is its own.  Storage buffers are
  * allocated pinned and unpinned once mapped, so an eviction cannot come
  * between the kernel's grant and mmap().
  */
@@ -263,6 +267,7 @@ struct memmgr {
 	unsigned int page_shift;
 	unsigned int chunk_shift[NR_CLASSES];	/* log2 of chunk sizes */
 	int lock;			/* everything below: mm_lock() */
+	uint64_t releases;		/* written under the lock, read atomically */
 	int64_t timeout_ms;		/* of memmgr_acquire_*() */
 	struct mm_htab by_addr;
 	struct mm_htab by_page;
@@ -395,14 +400,16 @@ static int kernel_release(struct memmgr *mm, uint32_t pool, uint64_t tag,
 
 	if (ioctl(mm->fd, MEMMGR_IOC_RELEASE, &r))
 		return -errno;
+	/* Under the mutex: see map_insert_locked(). */
+	__atomic_store_n(&mm->releases, mm->releases + 1, __ATOMIC_RELEASE);
 	if (freedp)
 		*freedp = r.freed;
 	return 0;
 }
 
 /*
- * Give back a buffer that could not be mapped, and say why.  mmap() fails
- * with EINVAL when the buffer is gone: released by its id meanwhile.
+ * Give back a buffer that could not be mapped, and say why: EINVAL when the
+ * buffer is gone, released by its id meanwhile (see map_insert_locked()).
  */
 static int kernel_undo(struct memmgr *mm, uint64_t handle, int err)
 {
@@ -482,13 +489,35 @@ static struct mm_chunk *chunk_find_locked(struct memmgr *mm, const void *ptr)
 	return chunk;
 }
 
+/* Releases so far, read before a request: see map_insert_locked(). */
+static uint64_t releases_now(struct memmgr *mm)
+{
+	return __atomic_load_n(&mm->releases, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Is the buffer of @handle still this file's?  If so, a mapping of its
+ * offset made since it was granted is its own: it keeps its range while
+ * it is in the kernel's tables.
+ */
+static bool kernel_has(struct memmgr *mm, uint64_t handle)
+{
+	struct memmgr_lookup l = {
+		.flags = MEMMGR_LOOKUP_HANDLE, .handle = handle,
+	};
+
+	return !ioctl(mm->fd, MEMMGR_IOC_LOOKUP, &l) || errno != ENOENT;
+}
+
 /*
  * Map a buffer the kernel granted (@a) and enter it in the tables, with
- * @requested bytes asked for.  On failure @map is untouched and the buffer
- * is still the kernel's: see kernel_undo().
+ * @requested bytes asked for; @releases is releases_now() from before the
+ * request.  On failure @map is untouched and the buffer is still the
+ * kernel's: see kernel_undo().
  */
 static int map_insert_locked(struct memmgr *mm, struct mm_map *map,
-			     const struct memmgr_alloc *a, uint64_t requested)
+			     const struct memmgr_alloc *a, uint64_t requested,
+			     uint64_t releases)
 {
 	struct mm_exec *ex = NULL;
 	void *addr;
@@ -503,6 +532,12 @@ static int map_insert_locked(struct memmgr *mm, struct mm_map *map,
 		    mm->fd, a->offset);
 	if (addr == MAP_FAILED) {
 		ret = -errno;
+		goto err_put_exec;
+	}
+	/* Released by its id, and its range maybe someone else's since. */
+	if (mm->releases != releases && !kernel_has(mm, a->handle)) {
+		munmap(addr, a->granted);
+		ret = -EINVAL;
 		goto err_put_exec;
 	}
 	map->addr = addr;
@@ -674,6 +709,7 @@ static int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 			size_t size, int64_t timeout_ms, unsigned int flags,
 			void **ptrp)
 {
+	uint64_t releases = releases_now(mm);
 	struct memmgr_alloc a;
 	struct mm_map *map;
 	int ret;
@@ -686,7 +722,7 @@ static int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 		goto err_free_map;
 
 	mm_lock(mm);
-	ret = map_insert_locked(mm, map, &a, size);
+	ret = map_insert_locked(mm, map, &a, size, releases);
 	if (!ret && (flags & MEMMGR_ALLOC_UNPINNED)) {
 		ret = kernel_buf(mm, MEMMGR_IOC_UNPIN, a.handle);
 		if (ret)
@@ -822,6 +858,7 @@ static int small_alloc_chunk(struct memmgr *mm, uint64_t exec_id,
 			     unsigned int cls, size_t size, int64_t timeout_ms,
 			     void **ptrp)
 {
+	uint64_t releases = releases_now(mm);
 	struct mm_chunk *chunk;
 	struct memmgr_alloc a;
 	int ret;
@@ -835,7 +872,7 @@ static int small_alloc_chunk(struct memmgr *mm, uint64_t exec_id,
 		goto err_free_chunk;
 
 	mm_lock(mm);
-	ret = map_insert_locked(mm, &chunk->map, &a, 0);
+	ret = map_insert_locked(mm, &chunk->map, &a, 0, releases);
 	if (!ret) {
 		chunk_insert_locked(mm, chunk);
 		*ptrp = chunk_take_locked(mm, chunk, size);
@@ -1269,7 +1306,7 @@ const char *memmgr_strerror(int err)
 	case ENOMEM:
 		return "Out of memory in this process";
 	case ENOSPC:
-		return "memmgr ran out of mmap offsets";
+		return "No free range of mmap offsets on this handle";
 	case EOVERFLOW:
 		return "Too many pins on one storage buffer";
 	case EPROTO:

@@ -70,7 +70,12 @@ static const char usage_text[] =
 "with quota, used, borrowed, pinned, free, peak, allocs, frees, declined,\n"
 "held, evictions and evicted_bytes.\n"
 "clients --json prints an array of objects with the keys pid, comm,\n"
-"storage_bytes and exec_bytes.\n"
+"storage_bytes and exec_bytes; comm is the command name with each byte\n"
+"outside printable ASCII as \\u00XX (the byte read as ISO 8859-1).\n"
+"The clients table shows a command name as " CLIENTS_FILE "\n"
+"has it: space, backslash and each byte outside printable ASCII as \\ooo\n"
+"(three octal digits).  PID 0 is a client whose process has no pid in\n"
+"memmgrctl's pid namespace.\n"
 "\n"
 "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n"
 "stats needs access to " MEMMGR_DEVICE " (root, by default); clients\n"
@@ -488,13 +493,14 @@ static bool parse_u64(const char *s, uint64_t *v)
 	return true;
 }
 
-/* Split @s at single spaces into exactly @n fields; false if it is not so. */
+/*
+ * Split @s at each single space into exactly @n fields, which may be empty;
+ * false if it has another number of them.
+ */
 static bool split_fields(char *s, char **field, int n)
 {
 	int i = 0;
 
-	if (!*s || *s == ' ')
-		return false;
 	for (;;) {
 		char *space = strchr(s, ' ');
 
@@ -505,15 +511,61 @@ static bool split_fields(char *s, char **field, int n)
 			break;
 		*space = '\0';
 		s = space + 1;
-		if (!*s || *s == ' ')
-			return false;
 	}
 	return i == n;
 }
 
 /*
- * One line "pid comm storage_bytes exec_bytes" into @c, whose comm is then
- * the caller's to free.  Return: 0, -EINVAL (malformed) or -ENOMEM.
+ * A byte that the clients file writes as itself; the kernel writes every
+ * other byte as \ooo: space, backslash and all that is not printable ASCII.
+ */
+static bool comm_plain(unsigned char ch)
+{
+	return ch > ' ' && ch < 0x7f && ch != '\\';
+}
+
+/*
+ * Undo the clients file's escaping of a command name, in place: \ooo (three
+ * octal digits, 001 to 377) is that byte.  False if @s is not escaped as
+ * the kernel escapes, e.g. a backslash without three octal digits, or a
+ * byte that should have been escaped.
+ */
+static bool unescape_comm(char *s)
+{
+	const char *in = s;
+	char *out = s;
+
+	while (*in) {
+		unsigned char ch = *in;
+
+		if (ch == '\\') {
+			unsigned int v = 0;
+			int i;
+
+			for (i = 1; i <= 3; i++) {
+				if (in[i] < '0' || in[i] > '7')
+					return false;
+				v = v * 8 + (in[i] - '0');
+			}
+			if (!v || v > 0377)
+				return false;
+			*out++ = (char)v;
+			in += 4;
+		} else if (comm_plain(ch)) {
+			*out++ = *in++;
+		} else {
+			return false;
+		}
+	}
+	*out = '\0';
+	return true;
+}
+
+/*
+ * One line "pid comm storage_bytes exec_bytes" into @c, whose comm, the
+ * command name unescaped, is then the caller's to free.  pid may be 0 (no
+ * pid in our pid namespace); comm may be empty.
+ * Return: 0, -EINVAL (malformed) or -ENOMEM.
  */
 static int parse_client(const char *line, struct client *c)
 {
@@ -524,7 +576,7 @@ static int parse_client(const char *line, struct client *c)
 	if (!work)
 		return -ENOMEM;
 	if (!split_fields(work, field, 4) || !parse_u64(field[0], &pid) ||
-	    !pid || pid > INT32_MAX ||
+	    pid > INT32_MAX || !unescape_comm(field[1]) ||
 	    !parse_u64(field[2], &c->bytes[MEMMGR_POOL_STORAGE]) ||
 	    !parse_u64(field[3], &c->bytes[MEMMGR_POOL_EXEC]))
 		goto out_free;
@@ -611,6 +663,11 @@ static int fail_clients(int err)
 		    ": it is too old to list its clients");
 }
 
+/*
+ * @s as a JSON string, each byte the character of the same code point: a
+ * byte outside printable ASCII is \u00XX, so any name comes back exactly
+ * (as ISO 8859-1) and the output is ASCII, valid whatever the bytes are.
+ */
 static void json_string(const char *s)
 {
 	putchar('"');
@@ -619,12 +676,38 @@ static void json_string(const char *s)
 
 		if (ch == '"' || ch == '\\')
 			printf("\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
+		else if (ch < 0x20 || ch >= 0x7f)
 			printf("\\u%04x", ch);
 		else
 			putchar(ch);
 	}
 	putchar('"');
+}
+
+/* The length of @s escaped as the clients file has it. */
+static int comm_escaped_len(const char *s)
+{
+	int len = 0;
+
+	for (; *s; s++)
+		len += comm_plain(*s) ? 1 : 4;
+	return len;
+}
+
+/* @s escaped as the clients file has it (one word), padded to @width. */
+static void print_comm_escaped(const char *s, int width)
+{
+	int len = comm_escaped_len(s);
+
+	for (; *s; s++) {
+		unsigned char ch = *s;
+
+		if (comm_plain(ch))
+			putchar(ch);
+		else
+			printf("\\%03o", ch);
+	}
+	printf("%*s", len < width ? width - len : 0, "");
 }
 
 static void print_clients_json(const struct clients *cl)
@@ -652,19 +735,29 @@ static void print_clients_text(const struct clients *cl, const struct opts *o)
 {
 	uint64_t sum[MEMMGR_NR_POOLS] = { 0 };
 	char b[2][32];
+	int width = 16;
 	size_t i;
 
-	printf("%8s %-16s %10s %10s\n", "PID", "COMM", "STORAGE", "EXEC");
+	for (i = 0; i < cl->n; i++) {
+		int len = comm_escaped_len(cl->v[i].comm);
+
+		if (len > width)
+			width = len;
+	}
+	printf("%8s %-*s %10s %10s\n", "PID", width, "COMM", "STORAGE",
+	       "EXEC");
 	for (i = 0; i < cl->n; i++) {
 		const struct client *c = &cl->v[i];
 
 		sum[0] = add_sat(sum[0], c->bytes[0]);
 		sum[1] = add_sat(sum[1], c->bytes[1]);
-		printf("%8ld %-16s %10s %10s\n", c->pid, c->comm,
+		printf("%8ld ", c->pid);
+		print_comm_escaped(c->comm, width);
+		printf(" %10s %10s\n",
 		       size_str(b[0], sizeof(b[0]), c->bytes[0], o->bytes),
 		       size_str(b[1], sizeof(b[1]), c->bytes[1], o->bytes));
 	}
-	printf("%8s %-16s %10s %10s\n", "", "total",
+	printf("%8s %-*s %10s %10s\n", "", width, "total",
 	       size_str(b[0], sizeof(b[0]), sum[0], o->bytes),
 	       size_str(b[1], sizeof(b[1]), sum[1], o->bytes));
 }

@@ -42,12 +42,20 @@
  *     the memmgr_buffer cache's sizes from /sys/kernel/slab) and bytes per
  *     reserved GiB (Slab + VmallocUsed taken by the insmod, beyond what the
  *     one-page load takes).
+ *  8. mode=unified, storage holding S + 1 pages (a pinned buffer and
+ *     32,768 unpinned two-page buffers, as many as fit at smaller totals)
+ *     and execution all the rest: a one-page execution ALLOC declined at
+ *     once (EAGAIN: no buffer fits in the one page above S), against the
+ *     same state switched to mode=split, where execution never evicts.
+ *     Target: within 2x (issue 11: choosing a victim must not walk every
+ *     evictable buffer).  Restores mode=split.
  *
  * --cases runs only the cases listed (7: the metadata rows; insmod is
  * timed whenever --module is given).
  *
  * --quick runs every case once with tiny counts (and case 5 in a few
- * buffers of room, the rest of the quota held by one pinned buffer): it
+ * buffers of room, the rest of the quota held by one pinned buffer; case 8
+ * with its full count of buffers, as many as fit, and few requests): it
  * checks that the benchmark works, not how fast memmgr is.
  *
  * Output: progress lines, then the table; the JSON (also written to
@@ -95,6 +103,7 @@ void je_free(void *ptr);
 #define CHURN_BATCH	256
 #define ZIPF_S		0.99
 #define ZIPF_KEYS	8	/* keys per buffer of room */
+#define SCAN_BUF	(2 * PAGE)	/* case 8: each evictable buffer */
 /* No command has this number: the ioctl layer answers ENOTTY. */
 #define IOC_UNKNOWN	_IO(MEMMGR_IOC_MAGIC, 0x7f)
 
@@ -111,20 +120,22 @@ struct sizing {
 	long zipf_len;			/* case 5: accesses */
 	int small_batch, small_rounds;	/* case 6 */
 	int load_reps;			/* case 7 */
+	long scan_buffers;		/* case 8: evictable buffers */
+	int scan_ops;			/* case 8: requests per batch */
 };
 
 static const struct sizing full_sizing = {
 	.reps = 7, .cycles = 4000, .map_iters = { 200, 20, 3 },
 	.live_few = 100, .live_many = 100000, .churn_room = 0,
 	.zipf_len = 120000, .small_batch = 512, .small_rounds = 4,
-	.load_reps = 5,
+	.load_reps = 5, .scan_buffers = 32768, .scan_ops = 200,
 };
 
 static const struct sizing quick_sizing = {
 	.reps = 1, .cycles = 20, .map_iters = { 2, 1, 1 },
 	.live_few = 10, .live_many = 1000, .churn_room = 32,
 	.zipf_len = 2000, .small_batch = 16, .small_rounds = 1,
-	.load_reps = 1,
+	.load_reps = 1, .scan_buffers = 32768, .scan_ops = 10,
 };
 
 static struct sizing sz;
@@ -179,6 +190,7 @@ static struct {
 	bool lru_implemented;
 	long zipf_keys, zipf_room, zipf_measured;
 	uint64_t zipf_evictions;
+	long scan_buffers;			/* case 8 */
 	bool loaded_here;
 } fig = {
 	.slab_object_size = -1, .slab_size = -1, .slab_per_alloc = NAN,
@@ -1290,6 +1302,121 @@ static void case_small(void)
 	memmgr_close(mm);
 }
 
+/*
+ * Case 8: issue 11's third finding.  In mode=unified execution may evict
+ * storage above S, and a request finds out whether some buffer fits in
+ * what lies above S.  With one page above S and every evictable buffer
+ * two pages, none does: the request is declined, and the time it takes to
+ * learn that must not grow with the number of buffers.
+ */
+#define MODE_PARAM	"/sys/module/memmgr/parameters/mode"
+
+static void set_mode(const char *mode)
+{
+	int fd = open(MODE_PARAM, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		die("open %s", MODE_PARAM);
+	n = write(fd, mode, strlen(mode));
+	close(fd);
+	if (n != (ssize_t)strlen(mode))
+		die("write %s to %s", mode, MODE_PARAM);
+}
+
+/* @n one-page execution ALLOCs with timeout 0, each declined. */
+static void declined_exec(int fd, int n)
+{
+	struct memmgr_alloc a;
+	int i, ret;
+
+	for (i = 0; i < n; i++) {
+		ret = dev_alloc(fd, MEMMGR_POOL_EXEC, PAGE, 8, 0, &a);
+		if (ret != -EAGAIN) {
+			errno = ret < 0 ? -ret : 0;
+			die("case 8: a one-page exec ALLOC with no room was not declined (%d)",
+			    ret);
+		}
+	}
+}
+
+static void case_unified_scan(void)
+{
+	static const char * const modes[2] = { "unified", "split" };
+	int fd = dev_open(), probe = dev_open(), rep, j, w;
+	uint64_t s_pages, t_pages, pinned, declined0;
+	struct memmgr_stats st0, st;
+	double t[2][MAX_REPS];
+	struct memmgr_alloc a;
+	struct result *r;
+	char what[64];
+	long n, i;
+
+	dev_stats(fd, &st0);
+	if (st0.pool[MEMMGR_POOL_STORAGE].used || st0.pool[MEMMGR_POOL_EXEC].used)
+		die("case 8 needs an idle device");
+	s_pages = st0.pool[MEMMGR_POOL_STORAGE].quota / PAGE;
+	t_pages = st0.total / PAGE;
+	/* The pinned buffer takes at least one page: S + 1 - 2n >= 1. */
+	n = sz.scan_buffers;
+	if ((uint64_t)n > s_pages / 2)
+		n = s_pages / 2;
+	if (n < 1 || t_pages < s_pages + 2)
+		die("reserve too small for case 8");
+	pinned = s_pages + 1 - 2 * n;
+	fig.scan_buffers = n;
+	progress("case 8: mode=unified, storage at S + 1 page (%ld evictable %lu KiB buffers), no free memory: declined 1-page exec ALLOC, unified against split (target: within 2x)",
+		 n, SCAN_BUF / KIB);
+
+	/* Storage beyond S only in unified mode; then execution the rest. */
+	set_mode("unified");
+	for (i = 0; i < n; i++)
+		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, SCAN_BUF, i + 1,
+			     MEMMGR_ALLOC_UNPINNED, &a);
+	dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, pinned * PAGE, 0, 0, &a);
+	dev_alloc_ok(fd, MEMMGR_POOL_EXEC, (t_pages - s_pages - 1) * PAGE, 1,
+		     0, &a);
+	dev_stats(fd, &st);
+	if (st.free ||
+	    st.pool[MEMMGR_POOL_STORAGE].used != (s_pages + 1) * PAGE ||
+	    st.pool[MEMMGR_POOL_STORAGE].pinned != pinned * PAGE)
+		die("case 8: the reserve is not as set up");
+	declined0 = st.pool[MEMMGR_POOL_EXEC].declined;
+
+	/* One untimed round, then the order rotates; mode written between. */
+	for (rep = -1; rep < sz.reps; rep++)
+		for (j = 0; j < 2; j++) {
+			uint64_t t0, ns;
+
+			w = (rep + 2 + j) % 2;
+			set_mode(modes[w]);
+			t0 = now_ns();
+			declined_exec(probe, sz.scan_ops);
+			ns = now_ns() - t0;
+			if (rep >= 0)
+				t[w][rep] = (double)ns / sz.scan_ops;
+		}
+
+	dev_stats(fd, &st);
+	if (st.pool[MEMMGR_POOL_STORAGE].evictions !=
+	    st0.pool[MEMMGR_POOL_STORAGE].evictions ||
+	    st.pool[MEMMGR_POOL_EXEC].declined - declined0 !=
+	    (uint64_t)(sz.reps + 1) * 2 * sz.scan_ops ||
+	    st.pool[MEMMGR_POOL_STORAGE].used != (s_pages + 1) * PAGE)
+		die("case 8: a declined request changed the reserve");
+	set_mode("split");
+	close(fd);
+	dev_stats(probe, &st);
+	if (st.pool[MEMMGR_POOL_STORAGE].used || st.pool[MEMMGR_POOL_EXEC].used)
+		die("case 8: memory left after close");
+	close(probe);
+
+	snprintf(what, sizeof(what), "unified: declined exec, %ld bufs", n);
+	r = add_result(8, what, "ns/op", "mode=split");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 2.0);
+}
+
 /* Case 7: the module. */
 
 static bool module_loaded(void)
@@ -1395,8 +1522,13 @@ static void metadata_rows(void)
 	fig.slab_object_size =
 		read_long("/sys/kernel/slab/memmgr_buffer/object_size");
 	fig.slab_size = read_long("/sys/kernel/slab/memmgr_buffer/slab_size");
-	/* memmgr_dev.evictable: one pointer per reserved page. */
-	fig.evictable_per_gib = (double)(1UL << 30) / PAGE * sizeof(void *);
+	/*
+	 * memmgr_dev.evictable: bucket k of the reserve's pages P has room
+	 * for P >> k pointers (its buffers have 2^k pages at least).
+	 */
+	fig.evictable_per_gib = 0;
+	for (unsigned long p = (1UL << 30) / PAGE; p; p >>= 1)
+		fig.evictable_per_gib += (double)p * sizeof(void *);
 
 	r = add_result(7, "slab bytes per live allocation", "B",
 		       "memmgr_buffer");
@@ -1406,7 +1538,7 @@ static void metadata_rows(void)
 		return;
 	gib = (double)fig.total / (1UL << 30);
 	fig.reserve_overhead_per_gib /= gib;
-	r = add_result(7, "bytes per reserved GiB", "B", "evictable[]");
+	r = add_result(7, "bytes per reserved GiB", "B", "evictable set");
 	r->a = fig.reserve_overhead_per_gib;
 	r->b = fig.evictable_per_gib;
 }
@@ -1518,7 +1650,8 @@ static void write_json(FILE *f, const char *date, const char *kernel,
 	json_num(f, fig.reserve_overhead_per_gib);
 	fputs(", \"evictable_bytes_per_gib\": ", f);
 	json_num(f, fig.evictable_per_gib);
-	fputs("}\n}\n", f);
+	fprintf(f, "},\n  \"unified_scan\": {\"buffers\": %ld, \"buffer_bytes\": %lu, \"storage_above_quota_bytes\": %lu, \"requests_per_batch\": %d}\n}\n",
+		fig.scan_buffers, SCAN_BUF, PAGE, sz.scan_ops);
 }
 
 static void emit(const char *json_path)
@@ -1587,7 +1720,7 @@ static unsigned int parse_cases(const char *list)
 
 	do {
 		n = strtol(list, &end, 10);
-		if (end == list || n < 1 || n > 7 || (*end && *end != ','))
+		if (end == list || n < 1 || n > 8 || (*end && *end != ','))
 			usage();
 		cases |= 1U << n;
 		list = end + (*end == ',');
@@ -1675,6 +1808,8 @@ int main(int argc, char **argv)
 	}
 	if (cases & 1U << 6)
 		case_small();
+	if (cases & 1U << 8)
+		case_unified_scan();
 	if (cases & 1U << 7)
 		metadata_rows();
 	close(fd);

@@ -200,7 +200,7 @@ TEST(unified_storage_evicts_storage_only)
 	ASSERT_EQ(MEMMGR_GRANT, memmgr_policy_check(&p, S, 400, &evict));
 }
 
-/* exec_fair: at most C/N each, and below C/(2N) is the minimum share. */
+/* exec_fair: at most C/N each. */
 TEST(fair_shares)
 {
 	struct memmgr_policy p = p1000(200, 0, 0);	/* C = 800 */
@@ -211,8 +211,6 @@ TEST(fair_shares)
 	ASSERT_FALSE(memmgr_policy_fair(&p, 100, 301, 2));
 	ASSERT_TRUE(memmgr_policy_fair(&p, 0, 200, 4));
 	ASSERT_FALSE(memmgr_policy_fair(&p, 0, 201, 4));
-	ASSERT_TRUE(memmgr_policy_below_min(&p, 99, 4));
-	ASSERT_FALSE(memmgr_policy_below_min(&p, 100, 4));
 	/* Unified: storage above S counts as execution's. */
 	p = unified(700, 0, 0);
 	ASSERT_EQ(500, memmgr_policy_exec_capacity(&p));

@@ -37,8 +37,15 @@
  * @timeout_ms:	in: 0 declines at once (EAGAIN); > 0 holds the request up
  *		to that many milliseconds (ETIMEDOUT); MEMMGR_WAIT_FOREVER
  *		holds it until it is granted.  A signal ends a hold (EINTR).
- * @handle:	out: non-zero, unique within this open file
- * @offset:	out: the mmap() offset of this allocation
+ * @handle:	out: non-zero and opaque; unique among this open file's
+ *		buffers, and not given again to the next 2^32 allocations of
+ *		the file after its buffer is freed
+ * @offset:	out: the mmap() offset of this allocation: the lowest range
+ *		of this open file's offsets that no buffer of the file
+ *		holds, below MEMMGR_OFFSET_LIMIT, so a freed buffer's range
+ *		is reused.  A mapping made of a buffer stays that buffer's:
+ *		after FREE or eviction it gets SIGBUS, never the buffer that
+ *		took the range next.
  * @granted:	out: bytes charged to the pool
  * @reserved:	must be zero
  */
@@ -67,21 +74,33 @@ struct memmgr_buf {
 	__u64 flags;
 };
 
+/* LOOKUP by @handle (in) instead of by @tag (out then), in either pool. */
+#define MEMMGR_LOOKUP_HANDLE	(1U << 0)
+#define MEMMGR_LOOKUP_FLAGS	(MEMMGR_LOOKUP_HANDLE)
+
 /**
- * struct memmgr_lookup - MEMMGR_IOC_LOOKUP: a storage buffer by page id
- * @tag:	in: the page id
- * @handle:	out
+ * struct memmgr_lookup - MEMMGR_IOC_LOOKUP: a storage buffer by page id, or
+ * any buffer by handle
+ * @tag:	in: the page id; out with MEMMGR_LOOKUP_HANDLE: its tag
+ * @flags:	in: MEMMGR_LOOKUP_* bits
+ * @handle:	out; in with MEMMGR_LOOKUP_HANDLE
  * @offset:	out: its mmap() offset
  * @size:	out: granted bytes
+ * @reserved:	must be zero
  *
- * ENOENT when this file has no buffer with that tag, ESTALE when it was
- * evicted; the stale entry stays until it is freed.
+ * ENOENT when this file has no such buffer (also while the ALLOC of that
+ * tag is still held), ESTALE when it was evicted; the stale entry stays
+ * until it is freed.  By handle, it tells a client that mapped a buffer's
+ * offset whether the buffer was still there (so the mapping is its own:
+ * a buffer keeps its range while it is in the file's tables).
  */
 struct memmgr_lookup {
 	__u64 tag;
+	__u64 flags;
 	__u64 handle;
 	__u64 offset;
 	__u64 size;
+	__u64 reserved[3];
 };
 
 /**
@@ -169,6 +188,14 @@ struct memmgr_evicted {
 	__u64 pending;
 	__u64 reserved[2];
 };
+
+/*
+ * Every buffer's mmap() range lies below this byte offset (2^43: within
+ * the reach of a 32-bit process's mmap2()); each open file has its own
+ * offsets.  ALLOC fails with ENOSPC when the file has no free range large
+ * enough (its evicted entries keep theirs until freed).
+ */
+#define MEMMGR_OFFSET_LIMIT	(1ULL << 43)
 
 /* 0xB8 is free in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define MEMMGR_IOC_MAGIC	0xB8
