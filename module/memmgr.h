@@ -8,7 +8,8 @@
  *     memmgr_dev.lock       spinlock: accounting, holds, buffer states
  *   kernel_param_lock       (module parameter writes: mode, exec_fair)
  *     memmgr_dev.lock
- *   mmap_lock (core mm: mmap() and page faults)
+ *   mmap_lock (core mm: mmap() and page faults; a fault in the window
+ *              looks its buffer up in the file's tables)
  *     memmgr_file.lock      mutex: one open file's tables
  *       memmgr_dev.lock     spinlock
  *   mmap_lock
@@ -356,6 +357,11 @@ void memmgr_execids_exit(struct memmgr_file *f);
 
 /* memmgr_map.c: mmap, faults, revocation */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);
+vm_fault_t memmgr_buf_fault(struct vm_area_struct *vma, u64 base,
+			    struct memmgr_buffer *buf, u64 index);
+
+/* memmgr_window.c: one mapping for all of a file's buffers */
+int memmgr_window_mmap(struct memmgr_file *f, struct vm_area_struct *vma);
 void memmgr_buf_revoke(struct memmgr_buffer *buf,
 		       struct address_space *mapping);
 

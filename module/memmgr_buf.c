@@ -153,8 +153,10 @@ static u64 buf_handle(const struct memmgr_buffer *buf)
 
 /*
  * Is @buf past its request, LIVE or evicted?  A NEW buffer only holds its
- * tag and range while its request is decided: no call may find it.  Its
- * state changes from NEW under memmgr_file.lock as well.
+ * tag and range while its request is decided: no call may find it.  A
+ * call that finds it NEW and one that finds it LIVE are both ordered
+ * correctly against the ALLOC, which has not returned yet; it never goes
+ * back to NEW.
  */
 static bool buf_granted(const struct memmgr_buffer *buf)
 {
@@ -281,11 +283,9 @@ static void buf_publish(struct memmgr_file *f, struct memmgr_buffer *buf,
 {
 	struct memmgr_dev *mm = f->mm;
 
-	mutex_lock(&f->lock);
 	spin_lock(&mm->lock);
 	memmgr_buf_publish_locked(mm, buf, pinned);
 	spin_unlock(&mm->lock);
-	mutex_unlock(&f->lock);
 }
 
 /**
@@ -312,7 +312,7 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 	/* A size that overflows when rounded is larger than any pool. */
 	if (!memmgr_size_to_pages(req->size, PAGE_SHIFT, &pages))
 		pages = U64_MAX;
-	/* Larger than the offset space: larger than any pool too. */
+	/* Larger than the offset space: declined as too big (E2BIG). */
 	if (pages > MEMMGR_OFFSET_LIMIT >> PAGE_SHIFT)
 		pages = U64_MAX;
 	buf = buf_create(f, req->pool, req->tag, pages);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * memmgr's mappings: mmap() of a buffer, the fault handler that maps its
- * pages, and revocation when the buffer is freed or evicted.
+ * pages (in its own mappings and in its file's window, memmgr_window.c),
+ * and revocation when the buffer is freed or evicted.
  *
  * Mappings are VM_PFNMAP: the pages carry no reference for the mapping and
  * cannot be pinned through get_user_pages(), so when a buffer goes nothing
@@ -42,19 +43,6 @@ static void memmgr_vm_close(struct vm_area_struct *vma)
 }
 
 /*
- * Map page @i of the buffer (its page @page) at its place in a VMA that
- * starts at page @first of the buffer.
- */
-static vm_fault_t insert_page(struct vm_area_struct *vma, u64 first, u64 i,
-			      struct page *page)
-{
-	unsigned long addr = vma->vm_start + ((i - first) << PAGE_SHIFT);
-
-	memmgr_page_expose(page);
-	return vmf_insert_pfn(vma, addr, page_to_pfn(page));
-}
-
-/*
  * The block that holds page @index of the buffer, with the index of its
  * first page in *@start.  The walk starts where the last one ended when
  * it can (@map_head, @map_idx), so the faults of a sequential access walk
@@ -86,19 +74,23 @@ static struct page *block_find(struct memmgr_buffer *buf, u64 index,
 
 /*
  * Map the chunk of the buffer that holds page @index of it, clipped to the
- * VMA, zeroing the pages an earlier owner wrote (the pages are the
- * buffer's until it leaves LIVE, and map_lock serialises the faults that
- * expose them).  Once the faulting page is mapped, a fatal signal stops
- * the rest, which a later fault maps if the task lives on.
+ * VMA and to the buffer, zeroing the pages an earlier owner wrote (the
+ * pages are the buffer's until it leaves LIVE, and map_lock serialises the
+ * faults that expose them).  Page p of the file's offset space is mapped
+ * at @vma's start + (p - @base) pages.  Once the faulting page is mapped,
+ * a fatal signal stops the rest, which a later fault maps if the task
+ * lives on.
  */
-static vm_fault_t map_chunk(struct vm_area_struct *vma,
+static vm_fault_t map_chunk(struct vm_area_struct *vma, u64 base,
 			    struct memmgr_buffer *buf, u64 index)
 {
-	u64 first = vma->vm_pgoff - buf->pgoff;
+	u64 lo = base > buf->pgoff ? base - buf->pgoff : 0;
+	u64 hi = min(base + vma_pages(vma) - buf->pgoff, buf->nr_pages);
 	u64 chunk = round_down(index, MEMMGR_FAULT_PAGES);
-	u64 start = max(first, chunk);
-	u64 end = min(first + vma_pages(vma), chunk + MEMMGR_FAULT_PAGES);
-	struct page *head;
+	u64 start = max(lo, chunk);
+	u64 end = min(hi, chunk + MEMMGR_FAULT_PAGES);
+	struct page *head, *page;
+	unsigned long addr;
 	vm_fault_t ret;
 	u64 idx, i;
 
@@ -110,26 +102,46 @@ static vm_fault_t map_chunk(struct vm_area_struct *vma,
 		}
 		if (i > index && fatal_signal_pending(current))
 			break;
-		ret = insert_page(vma, first, i, head + (i - idx));
+		page = head + (i - idx);
+		addr = vma->vm_start + ((buf->pgoff + i - base) << PAGE_SHIFT);
+		memmgr_page_expose(page);
+		ret = vmf_insert_pfn(vma, addr, page_to_pfn(page));
 		if (ret != VM_FAULT_NOPAGE)
 			return ret;
 	}
 	return VM_FAULT_NOPAGE;
 }
 
-static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
+/**
+ * memmgr_buf_fault() - map what a fault on one buffer's page needs
+ * @vma:	the faulting VMA: one of the buffer's own, or a window
+ * @base:	the page of the file's offset space at @vma's start
+ * @buf:	the buffer, referenced by the caller
+ * @index:	the faulting page, as an index in the buffer
+ *
+ * Return: VM_FAULT_NOPAGE, or VM_FAULT_SIGBUS when the buffer is not LIVE.
+ */
+vm_fault_t memmgr_buf_fault(struct vm_area_struct *vma, u64 base,
+			    struct memmgr_buffer *buf, u64 index)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct memmgr_buffer *buf = vma->vm_private_data;
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 
 	mutex_lock(&buf->map_lock);
 	WRITE_ONCE(buf->mapped, true);
 	smp_mb();	/* mapped, then the state; pairs with memmgr_buf_revoke() */
 	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
-		ret = map_chunk(vma, buf, vmf->pgoff - buf->pgoff);
+		ret = map_chunk(vma, base, buf, index);
 	mutex_unlock(&buf->map_lock);
 	return ret;
+}
+
+static vm_fault_t memmgr_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct memmgr_buffer *buf = vma->vm_private_data;
+
+	return memmgr_buf_fault(vma, vma->vm_pgoff, buf,
+				vmf->pgoff - buf->pgoff);
 }
 
 static const struct vm_operations_struct memmgr_vm_ops = {
@@ -139,14 +151,15 @@ static const struct vm_operations_struct memmgr_vm_ops = {
 };
 
 /**
- * memmgr_mmap() - map (part of) one live buffer of this file
+ * memmgr_mmap() - map (part of) one live buffer of this file, or its window
  * @filp:	the file
- * @vma:	MAP_SHARED, not executable, inside one live buffer.  A
- *		read-only file's shared mapping has VM_MAYSHARE without
- *		VM_SHARED: it is shared all the same.
+ * @vma:	MAP_SHARED, not executable, inside one live buffer or inside
+ *		the window (memmgr_window.c).  A read-only file's shared
+ *		mapping has VM_MAYSHARE without VM_SHARED: it is shared all
+ *		the same.
  *
  * Return: 0, -EINVAL (private, or not inside one live buffer of this
- * file) or -EPERM (PROT_EXEC).
+ * file nor inside the window) or -EPERM (PROT_EXEC).
  */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 {
@@ -157,6 +170,8 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
+	if (vma->vm_pgoff >= MEMMGR_WINDOW_OFFSET >> PAGE_SHIFT)
+		return memmgr_window_mmap(f, vma);
 	buf = memmgr_buf_get(f, vma->vm_pgoff);
 	if (!buf)
 		return -EINVAL;
@@ -175,7 +190,8 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 /**
  * memmgr_buf_revoke() - unmap a buffer from every process
  * @buf:	the buffer, no longer LIVE
- * @mapping:	its file's mapping, which holds the buffer's VMAs
+ * @mapping:	its file's mapping, which holds the buffer's VMAs and the
+ *		file's windows
  *
  * A buffer no fault ever mapped has no page tables to clear: only the
  * fault handler maps pages, and it will not for a buffer that left LIVE.
@@ -194,6 +210,10 @@ void memmgr_buf_revoke(struct memmgr_buffer *buf,
 		return;
 	mutex_lock(&buf->map_lock);
 	unmap_mapping_range(mapping, (loff_t)buf->pgoff << PAGE_SHIFT,
+			    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
+	/* Its range in the file's window, if one is mapped. */
+	unmap_mapping_range(mapping, MEMMGR_WINDOW_OFFSET +
+			    ((loff_t)buf->pgoff << PAGE_SHIFT),
 			    (loff_t)buf->nr_pages << PAGE_SHIFT, 1);
 	mutex_unlock(&buf->map_lock);
 }

@@ -94,7 +94,7 @@ all_of() {
 # memmgrctl_test.sh reloads the module: it runs last.
 loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
 	memmgr_mode_test memmgr_fair_test memmgr_iface_test.sh libmemmgr_test
-	memmgr_offset_test memmgr_compat32_test memmgr_queue_test
+	memmgr_offset_test memmgr_compat32_test memmgr_queue_test memmgr_window_test
 	memmgrctl_test.sh)
 
 tap unit 1 "$top/build/unit/policy_test"
@@ -113,6 +113,9 @@ for kernel in stock debug; do
 	tap "$kernel-load_test" 1 "$vm" --kernel "$kernel" --mem 512 \
 		--no-load --timeout 900 -- memmgr_load_test.sh
 done
+# The window with more buffers than a process could mmap() one by one.
+tap stock-window-large 1 "$vm" --params "total=512M" --timeout 600 -- \
+	memmgr_window_test
 # The stress run: 20 s on the stock kernel, 60 s on the debug kernel.
 tap stock-stress 1 "$vm" --params "total=64M" --timeout 600 -- \
 	memmgr_stress --seconds 20

@@ -1332,8 +1332,8 @@ TEST_F(readonly, efault_no_side_effect)
  *  - a range whose end lies past 2^64 bytes: EOVERFLOW (file_mmap_ok(): a
  *    character device's limit is ULONG_MAX bytes);
  *  - length 0 or an unaligned offset: EINVAL.
- * Offsets below that reach memmgr: at or past MEMMGR_OFFSET_LIMIT or in
- * no buffer of this file: EINVAL.  18 bad inputs.
+ * Offsets below that reach memmgr: past the window or in no buffer of
+ * this file: EINVAL.  18 bad inputs.
  */
 TEST_F(dev, mmap_range_errors)
 {
@@ -1366,8 +1366,9 @@ TEST_F(dev, mmap_range_errors)
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, st + 1),
 	    "mmap at an unaligned offset");
 	BAD(fd, EINVAL,
-	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd, MEMMGR_OFFSET_LIMIT),
-	    "mmap at MEMMGR_OFFSET_LIMIT");
+	    sys_mmap(NULL, pg, rw, MAP_SHARED, fd,
+		     MEMMGR_WINDOW_OFFSET + MEMMGR_OFFSET_LIMIT),
+	    "mmap past the window");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 62),
 	    "mmap at offset 2^62");
 	BAD(fd, EINVAL, sys_mmap(NULL, pg, rw, MAP_SHARED, fd, 1ULL << 63),

@@ -50,6 +50,11 @@
  *     Target: within 2x (issue 11: choosing a victim must not walk every
  *     evictable buffer).  Restores mode=split.
  *
+ *  9. A cache miss of a 4 KiB storage page (issue 12): ALLOC, write the
+ *     page, FREE, with the page reached through the file's window
+ *     (MEMMGR_WINDOW_OFFSET, mapped once), against the per-buffer way:
+ *     ALLOC, mmap, write, munmap, FREE.  Reported, no target.
+ *
  * --cases runs only the cases listed (7: the metadata rows; insmod is
  * timed whenever --module is given).
  *
@@ -1417,6 +1422,69 @@ static void case_unified_scan(void)
 	set_target(r, T_LE, 2.0);
 }
 
+/* Case 9: a cache miss through the window, against a mapping per buffer. */
+
+static void miss_window(int fd, unsigned char *win, int n)
+{
+	struct memmgr_alloc a;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, PAGE, 1, 0, &a);
+		*(volatile uint64_t *)(win + a.offset) = i;
+		dev_free(fd, a.handle);
+	}
+}
+
+static void miss_mmap(int fd, int n)
+{
+	struct memmgr_alloc a;
+	void *p;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, PAGE, 1, 0, &a);
+		p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			 a.offset);
+		if (p == MAP_FAILED)
+			die("mmap");
+		*(volatile uint64_t *)p = i;
+		munmap(p, PAGE);
+		dev_free(fd, a.handle);
+	}
+}
+
+static void case_window_miss(void)
+{
+	int fd = dev_open(), rep, j, n = sz.cycles;
+	double t[2][MAX_REPS];
+	unsigned char *win;
+	struct result *r;
+
+	progress("case 9: storage 4 KiB cache miss (ALLOC, write, FREE) through the window, against ALLOC+mmap+write+munmap+FREE");
+	win = mmap(NULL, MEMMGR_OFFSET_LIMIT, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, MEMMGR_WINDOW_OFFSET);
+	if (win == MAP_FAILED)
+		die("mmap of the window");
+	for (rep = -1; rep < sz.reps; rep++)
+		for (j = 0; j < 2; j++) {
+			int w = (rep + 2 + j) % 2;
+			uint64_t t0 = now_ns();
+
+			if (w)
+				miss_mmap(fd, n);
+			else
+				miss_window(fd, win, n);
+			if (rep >= 0)
+				t[w][rep] = (double)(now_ns() - t0) / n;
+		}
+	munmap(win, MEMMGR_OFFSET_LIMIT);
+	close(fd);
+	r = add_result(9, "storage 4 KiB miss via window", "ns/op",
+		       "mmap per buffer");
+	set_samples(r, t[0], t[1], sz.reps);
+}
+
 /* Case 7: the module. */
 
 static bool module_loaded(void)
@@ -1720,7 +1788,7 @@ static unsigned int parse_cases(const char *list)
 
 	do {
 		n = strtol(list, &end, 10);
-		if (end == list || n < 1 || n > 8 || (*end && *end != ','))
+		if (end == list || n < 1 || n > 9 || (*end && *end != ','))
 			usage();
 		cases |= 1U << n;
 		list = end + (*end == ',');
@@ -1810,6 +1878,8 @@ int main(int argc, char **argv)
 		case_small();
 	if (cases & 1U << 8)
 		case_unified_scan();
+	if (cases & 1U << 9)
+		case_window_miss();
 	if (cases & 1U << 7)
 		metadata_rows();
 	close(fd);

@@ -190,12 +190,27 @@ struct memmgr_evicted {
 };
 
 /*
- * Every buffer's mmap() range lies below this byte offset (2^43: within
- * the reach of a 32-bit process's mmap2()); each open file has its own
- * offsets.  ALLOC fails with ENOSPC when the file has no free range large
- * enough (its evicted entries keep theirs until freed).
+ * Every buffer's mmap() range lies below this byte offset (2^42, 4 TiB);
+ * each open file has its own offsets.  ALLOC fails with ENOSPC when the
+ * file has no free range large enough (its evicted entries keep theirs
+ * until freed).  The offsets from here up to 2^44 are for mappings of a
+ * whole open file (the window, below); mmap() elsewhere there fails with
+ * EINVAL.
+ * All of them are within the reach of a 32-bit process's mmap2(), whose
+ * page offset has 32 bits.
  */
-#define MEMMGR_OFFSET_LIMIT	(1ULL << 43)
+#define MEMMGR_OFFSET_LIMIT	(1ULL << 42)
+
+/*
+ * The window: mmap() of this offset (up to MEMMGR_OFFSET_LIMIT bytes, or a
+ * part of that range) maps every buffer of the open file at once, each at
+ * its own offset: a buffer allocated with offset o is at window + o, with
+ * no mmap() of its own.  Where no live buffer is (a hole, a buffer freed
+ * or evicted, one whose ALLOC has not returned) an access gets SIGBUS.
+ * When a freed buffer's range is taken by a new buffer, the window shows
+ * the new one there, as memory that malloc() reuses would.
+ */
+#define MEMMGR_WINDOW_OFFSET	MEMMGR_OFFSET_LIMIT
 
 /* 0xB8 is free in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define MEMMGR_IOC_MAGIC	0xB8
