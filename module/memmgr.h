@@ -248,6 +248,8 @@ enum memmgr_buf_state {
  * @mapped:	a fault has run on it, so pages may be mapped and written;
  *		set under @map_lock, final once revoked out of LIVE (see
  *		memmgr_buf_revoke())
+ * @dying:	being freed: out of the tag tree, found no more, its range
+ *		kept until it is revoked; protected by memmgr_file.lock
  * @offset_node: in memmgr_file.offsets; protected by memmgr_file.lock
  * @gap:	free pages of the offset space right before its range;
  *		protected by memmgr_file.lock
@@ -280,6 +282,7 @@ struct memmgr_buffer {
 	struct page *map_head;
 	u64 map_idx;
 	bool mapped;
+	bool dying;
 	struct rb_node offset_node;
 	u64 gap;
 	u64 subtree_gap;
@@ -360,10 +363,11 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma);
 vm_fault_t memmgr_buf_fault(struct vm_area_struct *vma, u64 base,
 			    struct memmgr_buffer *buf, u64 index);
 
-/* memmgr_window.c: one mapping for all of a file's buffers */
-int memmgr_window_mmap(struct memmgr_file *f, struct vm_area_struct *vma);
 void memmgr_buf_revoke(struct memmgr_buffer *buf,
 		       struct address_space *mapping);
+
+/* memmgr_window.c: one mapping for all of a file's buffers */
+int memmgr_window_mmap(struct memmgr_file *f, struct vm_area_struct *vma);
 
 /* memmgr_buf.c: buffer tables and life cycle */
 int memmgr_buf_cache_create(void);

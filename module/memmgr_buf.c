@@ -160,7 +160,8 @@ static u64 buf_handle(const struct memmgr_buffer *buf)
  */
 static bool buf_granted(const struct memmgr_buffer *buf)
 {
-	return READ_ONCE(buf->state) != MEMMGR_BUF_NEW;
+	/* Pairs with memmgr_buf_publish_locked(): pages, then LIVE. */
+	return smp_load_acquire(&buf->state) != MEMMGR_BUF_NEW;
 }
 
 /* The granted buffer a handle names, or NULL. */
@@ -172,7 +173,8 @@ static struct memmgr_buffer *find_locked(struct memmgr_file *f, u64 handle)
 	if (!low)
 		return NULL;
 	buf = memmgr_offset_find(f, low - 1);
-	if (!buf || buf_handle(buf) != handle || !buf_granted(buf))
+	if (!buf || buf_handle(buf) != handle || !buf_granted(buf) ||
+	    buf->dying)
 		return NULL;
 	return buf;
 }
@@ -182,6 +184,28 @@ static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 	lockdep_assert_held(&f->lock);
 	memmgr_offset_erase(f, buf);
 	rb_erase(&buf->tag_node, &f->tags);
+}
+
+/*
+ * A buffer being freed leaves the tag tree and is found no more, but keeps
+ * its range of offsets until its mappings are revoked (buf_forget()): the
+ * file's window shows whatever buffer holds a range, so a new buffer must
+ * not take the range while the old one's pages may still be mapped there.
+ */
+static void buf_unlink_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	lockdep_assert_held(&f->lock);
+	rb_erase(&buf->tag_node, &f->tags);
+	buf->dying = true;
+}
+
+/* The buffer is revoked: give its range back and drop the tables' ref. */
+static void buf_forget(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	mutex_lock(&f->lock);
+	memmgr_offset_erase(f, buf);
+	mutex_unlock(&f->lock);
+	kref_put(&buf->ref, buf_recycle);
 }
 
 /**
@@ -197,7 +221,7 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 
 	mutex_lock(&f->lock);
 	buf = memmgr_offset_find(f, pgoff);
-	if (buf && buf_granted(buf))
+	if (buf && buf_granted(buf) && !buf->dying)
 		kref_get(&buf->ref);
 	else
 		buf = NULL;
@@ -206,11 +230,11 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
 }
 
 /*
- * Free a buffer already out of its file's tables, and drop the tables'
- * reference.  Its mappings are revoked (@revoke) before this returns, also
- * when it was evicted and the reclaim worker has not revoked them yet.  If
- * it was LIVE its pages go back; an evicted buffer's pages are the reclaim
- * worker's.
+ * Free a buffer that calls no longer find, keeping the tables' reference
+ * for the caller to drop.  Its mappings are revoked (@revoke) before this
+ * returns, also when it was evicted and the reclaim worker has not
+ * revoked them yet.  If it was LIVE its pages go back; an evicted
+ * buffer's pages are the reclaim worker's.
  * Return: the pages given back.
  */
 static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
@@ -237,7 +261,6 @@ static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
 	if (pages)
 		memmgr_buddy_free(&mm->buddy, &buf->blocks,
 				  !f->filp || READ_ONCE(buf->mapped));
-	kref_put(&buf->ref, buf_recycle);
 	return pages;
 }
 
@@ -362,11 +385,12 @@ int memmgr_buf_free(struct memmgr_file *f, u64 handle)
 	mutex_lock(&f->lock);
 	buf = find_locked(f, handle);
 	if (buf)
-		tables_del_locked(f, buf);
+		buf_unlink_locked(f, buf);
 	mutex_unlock(&f->lock);
 	if (!buf)
 		return -ENOENT;
 	buf_kill(f, buf, true);
+	buf_forget(f, buf);
 	return 0;
 }
 
@@ -483,14 +507,16 @@ int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
 		/* A request of this tag being decided is not released. */
 		if (!buf_granted(buf))
 			continue;
-		tables_del_locked(f, buf);
+		buf_unlink_locked(f, buf);
 		list_add_tail(&buf->free_node, &dead);
 	}
 	mutex_unlock(&f->lock);
 
+	list_for_each_entry(buf, &dead, free_node)
+		pages += buf_kill(f, buf, true);
 	list_for_each_entry_safe(buf, next, &dead, free_node) {
 		list_del(&buf->free_node);
-		pages += buf_kill(f, buf, true);
+		buf_forget(f, buf);
 	}
 	req->freed = pages << PAGE_SHIFT;
 	return 0;
@@ -511,8 +537,10 @@ struct page *memmgr_buf_page(struct memmgr_file *f, u64 handle, u64 index)
 
 	mutex_lock(&f->lock);
 	buf = find_locked(f, handle);
-	if (!buf || index >= buf->nr_pages ||
-	    READ_ONCE(buf->state) != MEMMGR_BUF_LIVE)
+	if (!buf || index >= buf->nr_pages)
+		goto out_unlock;
+	/* Acquire: LIVE, then its blocks (memmgr_buf_publish_locked()). */
+	if (smp_load_acquire(&buf->state) != MEMMGR_BUF_LIVE)
 		goto out_unlock;
 	list_for_each_entry(head, &buf->blocks, lru) {
 		u64 n = 1ULL << memmgr_block_order(head);
@@ -549,6 +577,7 @@ void memmgr_file_free_all(struct memmgr_file *f)
 	list_for_each_entry_safe(buf, next, &dead, free_node) {
 		list_del(&buf->free_node);
 		buf_kill(f, buf, false);
+		kref_put(&buf->ref, buf_recycle);
 	}
 	if (f->spare_buf)
 		kmem_cache_free(memmgr_buf_cache, f->spare_buf);

@@ -129,7 +129,8 @@ vm_fault_t memmgr_buf_fault(struct vm_area_struct *vma, u64 base,
 	mutex_lock(&buf->map_lock);
 	WRITE_ONCE(buf->mapped, true);
 	smp_mb();	/* mapped, then the state; pairs with memmgr_buf_revoke() */
-	if (READ_ONCE(buf->state) == MEMMGR_BUF_LIVE)
+	/* Acquire: LIVE, then its blocks (memmgr_buf_publish_locked()). */
+	if (smp_load_acquire(&buf->state) == MEMMGR_BUF_LIVE)
 		ret = map_chunk(vma, base, buf, index);
 	mutex_unlock(&buf->map_lock);
 	return ret;

@@ -563,7 +563,11 @@ void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
 			       bool pinned)
 {
 	lockdep_assert_held(&mm->lock);
-	buf->state = MEMMGR_BUF_LIVE;
+	/*
+	 * Its blocks and their pages' bits, then LIVE: a fault or a lookup
+	 * that sees LIVE without this lock sees them (smp_load_acquire()).
+	 */
+	smp_store_release(&buf->state, MEMMGR_BUF_LIVE);
 	if (buf->pool != MEMMGR_POOL_STORAGE)
 		return;
 	buf->pins = pinned;
