@@ -143,12 +143,14 @@ struct memmgr_dev {
  * @node:	in memmgr_dev.files
  * @pid:	the process that opened it (its thread group id); a reference
  * @comm:	its command name
- * @lock:	protects @offsets, @tags and @next_seq
+ * @lock:	protects @offsets, @tags, @next_seq and @has_window
  * @offsets:	its buffers by mmap offset (in pages), with the free gaps
  *		between them (memmgr_offset.c); handles and mmap() find
  *		them here
  * @tags:	buffers ordered by (pool, tag, offset)
  * @next_seq:	the sequence number of its next buffer, for handles
+ * @has_window:	its window has been mapped (memmgr_window.c), so freed
+ *		buffers keep their range until revoked; protected by @lock
  * @used:	pages per pool; protected by memmgr_dev.lock
  * @evicted:	eviction notices: evicted buffers not yet reported, oldest
  *		first; protected by memmgr_dev.lock
@@ -178,6 +180,7 @@ struct memmgr_file {
 	struct rb_root offsets;
 	struct rb_root tags;
 	u32 next_seq;
+	bool has_window;
 	u64 used[MEMMGR_NR_POOLS];
 	struct list_head evicted;
 	u64 nr_evicted;

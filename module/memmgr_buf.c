@@ -187,24 +187,31 @@ static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 }
 
 /*
- * A buffer being freed leaves the tag tree and is found no more, but keeps
- * its range of offsets until its mappings are revoked (buf_forget()): the
- * file's window shows whatever buffer holds a range, so a new buffer must
- * not take the range while the old one's pages may still be mapped there.
+ * A buffer being freed leaves the file's tables and is found no more.  If
+ * the file has a window, the buffer keeps its range of offsets until its
+ * mappings are revoked (buf_forget()): the window shows whatever buffer
+ * holds a range, so a new buffer must not take the range while the old
+ * one's pages may still be mapped there.  Without a window, each mapping
+ * belongs to its buffer and the range can go at once.
  */
 static void buf_unlink_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&f->lock);
 	rb_erase(&buf->tag_node, &f->tags);
-	buf->dying = true;
+	if (f->has_window)
+		buf->dying = true;
+	else
+		memmgr_offset_erase(f, buf);
 }
 
 /* The buffer is revoked: give its range back and drop the tables' ref. */
 static void buf_forget(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
-	mutex_lock(&f->lock);
-	memmgr_offset_erase(f, buf);
-	mutex_unlock(&f->lock);
+	if (buf->dying) {
+		mutex_lock(&f->lock);
+		memmgr_offset_erase(f, buf);
+		mutex_unlock(&f->lock);
+	}
 	kref_put(&buf->ref, buf_recycle);
 }
 

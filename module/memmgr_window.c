@@ -61,6 +61,10 @@ int memmgr_window_mmap(struct memmgr_file *f, struct vm_area_struct *vma)
 	if (vma->vm_pgoff - WINDOW_PGOFF >= WINDOW_PAGES ||
 	    vma_pages(vma) > WINDOW_PAGES - (vma->vm_pgoff - WINDOW_PGOFF))
 		return -EINVAL;
+	/* From now on freed buffers keep their range until revoked. */
+	mutex_lock(&f->lock);
+	f->has_window = true;
+	mutex_unlock(&f->lock);
 	memmgr_vm_flags_mod(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND |
 			    VM_DONTDUMP, VM_MAYEXEC);
 	vma->vm_ops = &memmgr_window_ops;
