@@ -207,16 +207,6 @@ static bool mapped(void *p, size_t len)
 	return !mincore(p, len, vec);
 }
 
-static bool all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return false;
-	return true;
-}
-
 /*
  * What every fixture starts with: an idle device, then on one file a
  * pinned storage buffer of two pages (tag 1) right before an exec buffer
@@ -1519,13 +1509,13 @@ TEST_F(dev, mremap_shrink)
 	memset(p, 0x21, 2 * pg);
 	q = mremap(p, 2 * pg, pg, 0);
 	ASSERT_EQ(p, q);
-	EXPECT_TRUE(all_bytes(p, pg, 0x21));
+	EXPECT_TRUE(mm_all_bytes(p, pg, 0x21));
 	EXPECT_TRUE(mapped(p, pg));
 	EXPECT_FALSE(mapped(p + pg, pg));
 	/* The second page kept its data: map it again. */
 	q = map(d->fd, d->st.offset + pg, pg);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(q, pg, 0x21));
+	EXPECT_TRUE(mm_all_bytes(q, pg, 0x21));
 	/* And revocation still finds the shrunk mapping. */
 	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, d->st.handle));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
@@ -1548,7 +1538,7 @@ TEST_F(dev, mremap_move)
 	q = mremap(p, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	ASSERT_EQ(dst, q);
 	EXPECT_FALSE(mapped(p, 2 * pg));
-	EXPECT_TRUE(all_bytes(q, 2 * pg, 0x61));
+	EXPECT_TRUE(mm_all_bytes(q, 2 * pg, 0x61));
 	q[pg] = 0x62;
 	p = map(d->fd, d->st.offset, 2 * pg);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1577,13 +1567,13 @@ TEST_F(dev, partial_munmap)
 		memset(p + i * pg, 0x70 + i, pg);
 	ASSERT_EQ(0, munmap(p + pg, pg));
 	EXPECT_FALSE(mapped(p + pg, pg));
-	EXPECT_TRUE(all_bytes(p, pg, 0x70));
-	EXPECT_TRUE(all_bytes(p + 2 * pg, pg, 0x72));
+	EXPECT_TRUE(mm_all_bytes(p, pg, 0x70));
+	EXPECT_TRUE(mm_all_bytes(p + 2 * pg, pg, 0x72));
 	p[0] = 0x7a;
 	p[2 * pg] = 0x7b;
 	mid = map(d->fd, a.offset + pg, pg);
 	ASSERT_NE(MAP_FAILED, mid);
-	EXPECT_TRUE(all_bytes(mid, pg, 0x71));
+	EXPECT_TRUE(mm_all_bytes(mid, pg, 0x71));
 	ASSERT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, a.handle));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p + 2 * pg, &v));
@@ -1642,7 +1632,7 @@ TEST_F(dev, sigbus_after_eviction)
 	/* The new buffer is zeros, not the old data. */
 	q = map(d->fd, b.offset, d->pg);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(q, d->pg, 0));
+	EXPECT_TRUE(mm_all_bytes(q, d->pg, 0));
 	EXPECT_EQ(0, mm_buf(d->fd, MEMMGR_IOC_FREE, u.handle));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(0, munmap(p, room));
@@ -1673,7 +1663,7 @@ TEST_F(dev, close_then_munmap)
 
 	now = mm_stats(d->fd);
 	EXPECT_EQ(want.pool[EX].used + 2 * pg, now.pool[EX].used);
-	EXPECT_TRUE(all_bytes(p, 2 * pg, 0x44));
+	EXPECT_TRUE(mm_all_bytes(p, 2 * pg, 0x44));
 	p[pg] = 0x45;
 	EXPECT_EQ(0x45, p[pg]);
 	/* Unmapping one of two pieces keeps the file. */
@@ -1713,10 +1703,10 @@ static int child_reads(struct base *d, unsigned char *p)
 {
 	unsigned char *q;
 
-	if (!all_bytes(p, d->st.granted, 0x3c))
+	if (!mm_all_bytes(p, d->st.granted, 0x3c))
 		return 1;
 	q = map(d->fd, d->st.offset, d->st.granted);
-	if (q == MAP_FAILED || !all_bytes(q, d->st.granted, 0x3c))
+	if (q == MAP_FAILED || !mm_all_bytes(q, d->st.granted, 0x3c))
 		return 2;
 	p[d->pg] = 0x3d;
 	return 0;

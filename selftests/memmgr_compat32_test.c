@@ -68,16 +68,6 @@ static unsigned char *map2(int fd, __u64 offset, size_t len)
 	return r == -1 ? MAP_FAILED : (unsigned char *)r;
 }
 
-static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 FIXTURE(c32) {
 	int fd;
 	__u64 pg, T, S, E;
@@ -190,18 +180,18 @@ TEST_F_TIMEOUT(c32, offset_burn_then_mmap2, 600)
 	EXPECT_EQ(2 * pg, mm_stats(self->fd).pool[ST].used);
 	pb = map2(self->fd, b.offset, pg);
 	ASSERT_NE(-1L, (long)pb);
-	EXPECT_TRUE(all_bytes(pb, pg, 0));
+	EXPECT_TRUE(mm_all_bytes(pb, pg, 0));
 	memset(pb, 0xBB, pg);
 	/* Each mapping is its own buffer. */
-	EXPECT_TRUE(all_bytes(pa, pg, 0xAA));
-	EXPECT_TRUE(all_bytes(pb, pg, 0xBB));
+	EXPECT_TRUE(mm_all_bytes(pa, pg, 0xAA));
+	EXPECT_TRUE(mm_all_bytes(pb, pg, 0xBB));
 
 	/* FREE A: its mapping is revoked, B's is not. */
 	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
 	EXPECT_EQ(SIGBUS, probe_read(pa, &v));
 	EXPECT_EQ(SIGBUS, probe_read(pa + pg - 1, &v));
 	EXPECT_EQ(SIGBUS, probe_write(pa, 1));
-	EXPECT_TRUE(all_bytes(pb, pg, 0xBB));
+	EXPECT_TRUE(mm_all_bytes(pb, pg, 0xBB));
 	st = mm_stats(self->fd);
 	EXPECT_EQ(pg, st.pool[ST].used);
 	EXPECT_EQ(pg, st.client_used[ST]);

@@ -38,16 +38,6 @@ static unsigned char *map(int fd, const struct memmgr_alloc *a)
 		    a->offset);
 }
 
-static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 FIXTURE(off) {
 	int fd;
 	__u64 pg, T, S, E;
@@ -190,12 +180,12 @@ TEST_F(off, per_file_offsets)
 	ASSERT_NE(MAP_FAILED, p);
 	q = map(fd2, &b);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(p, a.granted, 0));
-	EXPECT_TRUE(all_bytes(q, b.granted, 0));
+	EXPECT_TRUE(mm_all_bytes(p, a.granted, 0));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0));
 	memset(p, 0x11, a.granted);
 	memset(q, 0x22, b.granted);
-	EXPECT_TRUE(all_bytes(p, a.granted, 0x11));
-	EXPECT_TRUE(all_bytes(q, b.granted, 0x22));
+	EXPECT_TRUE(mm_all_bytes(p, a.granted, 0x11));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0x22));
 	/* A2's offset is this file's: fd2 has nothing there. */
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, pg, PROT_READ, MAP_SHARED, fd2,
 				   a2.offset));
@@ -203,11 +193,11 @@ TEST_F(off, per_file_offsets)
 	/* Freeing fd2's offset 0 leaves this file's offset 0 alone. */
 	ASSERT_EQ(0, mm_buf(fd2, MEMMGR_IOC_FREE, b.handle));
 	EXPECT_EQ(SIGBUS, probe_read(q, &v));
-	EXPECT_TRUE(all_bytes(p, a.granted, 0x11));
+	EXPECT_TRUE(mm_all_bytes(p, a.granted, 0x11));
 	ASSERT_EQ(0, mm_alloc(fd2, EX, pg, 1, 0, &b));
 	EXPECT_EQ(0, b.offset);
 	EXPECT_EQ(SIGBUS, probe_read(q, &v));
-	EXPECT_TRUE(all_bytes(p, a.granted, 0x11));
+	EXPECT_TRUE(mm_all_bytes(p, a.granted, 0x11));
 	EXPECT_EQ(0, munmap(p, a.granted));
 	EXPECT_EQ(0, munmap(q, pg));
 	close(fd2);
@@ -251,7 +241,7 @@ TEST_F(off, freed_handle_enoent_after_reuse)
 	EXPECT_EQ(b.handle, l.handle);
 	EXPECT_EQ(0, l.offset);
 	EXPECT_EQ(2 * pg, l.size);
-	EXPECT_TRUE(all_bytes(q, b.granted, 0x5b));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0x5b));
 	/* B's own handle works. */
 	EXPECT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_PIN, b.handle));
 	EXPECT_EQ(2 * pg, mm_stats(self->fd).pool[ST].pinned);
@@ -312,13 +302,13 @@ TEST_F(off, old_mapping_sigbus_after_reuse)
 	EXPECT_EQ(SIGBUS, probe_write(p2 + pg, 0xee));
 	q = map(self->fd, &b);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(q, b.granted, 0));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0));
 	memset(q, 0xb2, b.granted);
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p + 2 * pg - 1, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p2, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p2 + 2 * pg - 1, &v));
-	EXPECT_TRUE(all_bytes(q, b.granted, 0xb2));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0xb2));
 	EXPECT_EQ(0, munmap(p, a.granted));
 	EXPECT_EQ(0, munmap(p2, a.granted));
 	EXPECT_EQ(0, munmap(q, b.granted));

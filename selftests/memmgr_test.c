@@ -38,16 +38,6 @@ static void *map(int fd, const struct memmgr_alloc *a)
 		    a->offset);
 }
 
-static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 FIXTURE(mm) {
 	int fd;
 	__u64 pg;	/* page size */
@@ -346,7 +336,7 @@ TEST_F(mm, sigbus_after_eviction)
 	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
 	q = map(self->fd, &b);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(q, b.granted, 0));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0));
 	memset(q, 0xa5, b.granted);
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(SIGBUS, probe_read(p + a.granted - 1, &v));
@@ -406,7 +396,7 @@ TEST_F(mm, eviction_reuses_victim_pages)
 	EXPECT_EQ(1, DELTA(mm_stats(self->fd), ST, evictions));
 	q = map(self->fd, &b);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_TRUE(all_bytes(q, b.granted, 0));
+	EXPECT_TRUE(mm_all_bytes(q, b.granted, 0));
 	EXPECT_EQ(-ESTALE, mm_lookup(self->fd, 1, NULL));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	EXPECT_EQ(0, munmap(p, a.granted));
@@ -453,7 +443,7 @@ TEST_F(mm, zeroed_after_other_client)
 		ASSERT_EQ(0, mm_alloc_wait(self->fd, pool, size, 1, 0, 0, &a));
 		p = map(self->fd, &a);
 		ASSERT_NE(MAP_FAILED, p);
-		EXPECT_TRUE(all_bytes(p, a.granted, 0));
+		EXPECT_TRUE(mm_all_bytes(p, a.granted, 0));
 		munmap(p, a.granted);
 		ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, a.handle));
 	}

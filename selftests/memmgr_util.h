@@ -107,6 +107,18 @@ static inline int mm_set_param(const char *name, const char *value)
 	return n;
 }
 
+/* Do all @n bytes at @p read @v?  (volatile: mappings may go away.) */
+static inline int mm_all_bytes(const volatile unsigned char *p, size_t n,
+			       unsigned char v)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
 static inline sigjmp_buf *mm_sigbus_jmp(void)
 {
 	static sigjmp_buf jmp;

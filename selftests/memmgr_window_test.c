@@ -68,17 +68,6 @@ FIXTURE_TEARDOWN(win)
 	close(self->fd);
 }
 
-static int all_bytes(const volatile unsigned char *p, size_t n,
-		     unsigned char v)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 /* A buffer is at window + its offset, the same pages as its own mapping. */
 TEST_F(win, shows_buffers)
 {
@@ -89,17 +78,17 @@ TEST_F(win, shows_buffers)
 	ASSERT_EQ(0, mm_alloc(self->fd, ST, self->pg, 2, 0, &b));
 	EXPECT_EQ(0, a.offset);
 	EXPECT_EQ(2 * self->pg, b.offset);
-	EXPECT_TRUE(all_bytes(self->w + a.offset, 2 * self->pg, 0));
-	EXPECT_TRUE(all_bytes(self->w + b.offset, self->pg, 0));
+	EXPECT_TRUE(mm_all_bytes(self->w + a.offset, 2 * self->pg, 0));
+	EXPECT_TRUE(mm_all_bytes(self->w + b.offset, self->pg, 0));
 	memset(self->w + a.offset, 0x11, 2 * self->pg);
 	memset(self->w + b.offset, 0x22, self->pg);
 	own = mmap(NULL, a.granted, PROT_READ | PROT_WRITE, MAP_SHARED,
 		   self->fd, a.offset);
 	ASSERT_NE(MAP_FAILED, own);
-	EXPECT_TRUE(all_bytes(own, 2 * self->pg, 0x11));
+	EXPECT_TRUE(mm_all_bytes(own, 2 * self->pg, 0x11));
 	memset(own + self->pg, 0x33, self->pg);
-	EXPECT_TRUE(all_bytes(self->w + self->pg, self->pg, 0x33));
-	EXPECT_TRUE(all_bytes(self->w + b.offset, self->pg, 0x22));
+	EXPECT_TRUE(mm_all_bytes(self->w + self->pg, self->pg, 0x33));
+	EXPECT_TRUE(mm_all_bytes(self->w + b.offset, self->pg, 0x22));
 	munmap(own, a.granted);
 }
 
@@ -121,7 +110,7 @@ TEST_F(win, sigbus_and_reuse)
 	/* A one-page buffer takes the freed range's first page. */
 	ASSERT_EQ(0, mm_alloc(self->fd, EX, self->pg, 3, 0, &c));
 	ASSERT_EQ(0, c.offset);
-	EXPECT_TRUE(all_bytes(self->w, self->pg, 0));
+	EXPECT_TRUE(mm_all_bytes(self->w, self->pg, 0));
 	EXPECT_EQ(SIGBUS, probe_read(self->w + self->pg, &v));
 	EXPECT_EQ(0, probe_read(self->w + 2 * self->pg, &v));
 
@@ -176,8 +165,8 @@ TEST_F(win, mmap_rules)
 		 MEMMGR_WINDOW_OFFSET + MIB);
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 0x66, MIB);
-	EXPECT_TRUE(all_bytes(self->w + MIB, MIB, 0x66));
-	EXPECT_TRUE(all_bytes(self->w, MIB, 0));
+	EXPECT_TRUE(mm_all_bytes(self->w + MIB, MIB, 0x66));
+	EXPECT_TRUE(mm_all_bytes(self->w, MIB, 0));
 	ASSERT_EQ(0, mm_buf(self->fd, MEMMGR_IOC_FREE, b.handle));
 	EXPECT_EQ(SIGBUS, probe_read(p, &v));
 	munmap(p, MIB);
@@ -195,7 +184,7 @@ TEST_F(win, fork_shares)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		int ok = all_bytes(self->w, self->pg, 0x77);
+		int ok = mm_all_bytes(self->w, self->pg, 0x77);
 
 		self->w[0] = 0x78;
 		_exit(ok ? 0 : 1);
