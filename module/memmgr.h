@@ -9,17 +9,21 @@
  *   kernel_param_lock       (module parameter writes: mode, exec_fair)
  *     memmgr_dev.lock
  *   mmap_lock (core mm: mmap() and page faults; a fault in the window
- *              looks its buffer up in the file's tables)
+ *              looks its buffer up in the file's tables, one in the
+ *              state area its page of words)
  *     memmgr_file.lock      mutex: one open file's tables
  *       memmgr_dev.lock     spinlock
  *   mmap_lock
  *     memmgr_buf.map_lock   mutex: faults against revocation
  *       i_mmap_rwsem        (inside unmap_mapping_range())
  *   memmgr_buddy.lock       spinlock: taken alone
+ *   memmgr_file.spare_lock  spinlock: taken alone
  *
  * Neither memmgr_dev.lock nor memmgr_buddy.lock is held across anything
- * that sleeps: page zeroing and page-table work happen outside them.  The
- * reclaim worker takes memmgr_dev.lock alone, then map_lock and
+ * that sleeps: page zeroing and page-table work happen outside them.
+ * State words (memmgr_state.c) are not locks: the kernel changes them only
+ * under memmgr_dev.lock, by compare-and-swap or single 64-bit stores.
+ * The reclaim worker takes memmgr_dev.lock alone, then map_lock and
  * memmgr_buddy.lock as a free does; it is flushed with no memmgr lock held.
  */
 #ifndef _MEMMGR_H
@@ -35,6 +39,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include <linux/memmgr.h>
 
@@ -113,6 +118,9 @@ struct memmgr_evictable {
  * @files:	every open file and in-kernel client, for debugfs
  * @stats_kobj:	/sys/module/memmgr/stats
  * @debugfs:	/sys/kernel/debug/memmgr
+ * @nr_state_files: open files with a state area; protected by @lock
+ * @figures_page: the page clients map read-only (memmgr_figures.c)
+ * @figures:	its contents; written under @lock
  */
 struct memmgr_dev {
 	struct miscdevice misc;
@@ -131,6 +139,9 @@ struct memmgr_dev {
 	struct list_head files;
 	struct kobject *stats_kobj;
 	struct dentry *debugfs;
+	u32 nr_state_files;
+	struct page *figures_page;
+	struct memmgr_figures *figures;
 };
 
 /**
@@ -143,7 +154,8 @@ struct memmgr_dev {
  * @node:	in memmgr_dev.files
  * @pid:	the process that opened it (its thread group id); a reference
  * @comm:	its command name
- * @lock:	protects @offsets, @tags, @next_seq and @has_window
+ * @lock:	protects @offsets, @tags, @next_seq, @has_window, @has_state
+ *		and @state_pages
  * @offsets:	its buffers by mmap offset (in pages), with the free gaps
  *		between them (memmgr_offset.c); handles and mmap() find
  *		them here
@@ -151,6 +163,11 @@ struct memmgr_dev {
  * @next_seq:	the sequence number of its next buffer, for handles
  * @has_window:	its window has been mapped (memmgr_window.c), so freed
  *		buffers keep their range until revoked; protected by @lock
+ * @has_state:	its state area has been made (memmgr_state.c): its storage
+ *		buffers keep their pins in their words; protected by @lock
+ * @state_pages: the state area's pages by index; changed under @lock
+ * @state_hi:	one past the highest index of a page of words a buffer
+ *		needed: faults above get SIGBUS; protected by @lock
  * @used:	pages per pool; protected by memmgr_dev.lock
  * @evicted:	eviction notices: evicted buffers not yet reported, oldest
  *		first; protected by memmgr_dev.lock
@@ -161,8 +178,11 @@ struct memmgr_dev {
  * @idle_execid: its one exec id node that is not active, or NULL: the
  *		last id that went idle, still in @execids, or a fresh
  *		unlinked node; protected by memmgr_dev.lock
- * @spare_buf:	a freed buffer no one refers to any more, kept for the next
- *		allocation, or NULL; taken and put back with xchg()/cmpxchg()
+ * @spare_lock:	protects @spares and @nr_spares
+ * @spares:	freed buffers no one refers to any more, kept for the next
+ *		allocations (a slab allocation zeroes what buf_init() zeroes
+ *		again), chained through free_node
+ * @nr_spares:	how many, at most MEMMGR_SPARES
  * @waiters:	its held requests per pool, oldest first; protected by
  *		memmgr_dev.lock
  * @blocked_pass: the memmgr_dev.wake_pass in which one of its held
@@ -181,13 +201,18 @@ struct memmgr_file {
 	struct rb_root tags;
 	u32 next_seq;
 	bool has_window;
+	bool has_state;
+	struct xarray state_pages;
+	pgoff_t state_hi;
 	u64 used[MEMMGR_NR_POOLS];
 	struct list_head evicted;
 	u64 nr_evicted;
 	wait_queue_head_t poll_wait;
 	struct rb_root execids;
 	struct memmgr_execid *idle_execid;
-	struct memmgr_buffer *spare_buf;
+	spinlock_t spare_lock;		/* see above */
+	struct list_head spares;
+	u32 nr_spares;
 	struct list_head waiters[MEMMGR_NR_POOLS];
 	u64 blocked_pass;
 };
@@ -231,7 +256,16 @@ enum memmgr_buf_state {
  * @tag:	page id or exec id
  * @pool:	MEMMGR_POOL_*
  * @state:	enum memmgr_buf_state; protected by memmgr_dev.lock
- * @pins:	pin count; protected by memmgr_dev.lock
+ * @pins:	pin count of a buffer without @word; protected by
+ *		memmgr_dev.lock
+ * @word:	its state word (memmgr_state.c): its pin count is there, or
+ *		NULL; set before it is published
+ * @claimed:	the word before memmgr_state_claim() claimed it; protected
+ *		by memmgr_dev.lock
+ * @parked:	its word was seen pinned: out of the evictable set until
+ *		MEMMGR_IOC_UNPIN drops its last pin; protected by
+ *		memmgr_dev.lock
+ * @claim:	memmgr_evict_select()'s verdict on it, while it chooses
  * @evict_idx:	index in its bucket of memmgr_dev.evictable, or -1;
  *		protected by memmgr_dev.lock
  * @lru_node:	in its bucket's LRU list while evictable; protected by
@@ -276,6 +310,10 @@ struct memmgr_buffer {
 	u32 pool;
 	u32 state;
 	u32 pins;
+	u64 *word;
+	u64 claimed;
+	bool parked;
+	u8 claim;
 	long evict_idx;
 	struct list_head lru_node;
 	u64 stamp;
@@ -301,12 +339,19 @@ extern struct memmgr_dev *memmgr_instance;
 extern bool memmgr_evict_lru;		/* evict_policy=lru */
 extern bool memmgr_exec_fair;		/* exec_fair=1 */
 
+/* Requests of a batch that memmgr_buf.c takes each lock once for */
+#define MEMMGR_ALLOC_CHUNK	32
+/* Freed buffers an open file keeps for its next allocations */
+#define MEMMGR_SPARES		64
+
 /* Longest an evicted buffer waits for revocation, in jiffies */
 #define MEMMGR_RECLAIM_DELAY	1
 
 /* memmgr_pool.c: grant, hold or decline; eviction choices; wakeups */
 int memmgr_request(struct memmgr_file *f, u32 pool, u64 tag, u64 pages,
 		   s64 timeout_ms, bool nonblock);
+bool memmgr_request_now_locked(struct memmgr_file *f, u32 pool, u64 tag,
+			       u64 pages);
 void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf);
 void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages);
 void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
@@ -330,6 +375,34 @@ static inline bool memmgr_buf_revoked(struct memmgr_buffer *buf)
 	return smp_load_acquire(&buf->revoked);
 }
 
+/* memmgr_state.c: the state area, where clients pin without a call */
+enum memmgr_claim {
+	MEMMGR_CLAIMED,		/* claimed for eviction */
+	MEMMGR_CLAIM_USED,	/* used since the last look: a second chance */
+	MEMMGR_CLAIM_PINNED,	/* pinned in its word: to be parked */
+	MEMMGR_CLAIM_BUSY,	/* its word kept changing: left alone */
+};
+
+int memmgr_state_mmap(struct memmgr_file *f, struct vm_area_struct *vma);
+int memmgr_state_attach_locked(struct memmgr_file *f,
+			       struct memmgr_buffer *buf);
+void memmgr_state_publish_locked(struct memmgr_buffer *buf, bool pinned);
+void memmgr_state_set_locked(struct memmgr_buffer *buf, u64 flags);
+int memmgr_state_pin_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
+			    bool pin);
+u64 memmgr_state_pinned_locked(struct memmgr_dev *mm);
+void memmgr_state_exit(struct memmgr_file *f);
+
+/* memmgr_figures.c: the pools' figures, mapped read-only */
+int memmgr_figures_init(struct memmgr_dev *mm);
+void memmgr_figures_exit(struct memmgr_dev *mm);
+void memmgr_figures_update_locked(struct memmgr_dev *mm);
+int memmgr_figures_mmap(struct memmgr_dev *mm, struct vm_area_struct *vma);
+
+/* memmgr_batch.c: ALLOC_MANY and FREE_MANY */
+long memmgr_ioctl_alloc_many(struct file *filp, void __user *uarg);
+long memmgr_ioctl_free_many(struct file *filp, void __user *uarg);
+
 /* memmgr_evict.c: the evictable set and the choice of victims */
 int memmgr_evictable_init(struct memmgr_evictable *e, u64 pages);
 void memmgr_evictable_exit(struct memmgr_evictable *e);
@@ -342,7 +415,8 @@ void memmgr_evictable_touch(struct memmgr_evictable *e,
 struct memmgr_buffer *memmgr_evict_victim(struct memmgr_evictable *e,
 					  bool lru);
 bool memmgr_evict_select(struct memmgr_evictable *e, bool lru, u64 need,
-			 u64 room, struct list_head *picked);
+			 u64 room, struct list_head *picked,
+			 struct list_head *parked);
 
 /* memmgr_offset.c: each file's mmap offsets */
 int memmgr_offset_insert(struct memmgr_file *f, struct memmgr_buffer *buf);
@@ -379,14 +453,20 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff);
 void memmgr_buf_put(struct memmgr_buffer *buf);
 int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		     bool nonblock);
+u32 memmgr_buf_alloc_many(struct memmgr_file *f, struct memmgr_alloc *reqs,
+			  u32 n, bool nonblock, int *err);
 int memmgr_buf_free(struct memmgr_file *f, u64 handle);
+u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles, u32 n,
+			 int *err);
 int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin);
 int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req);
+int memmgr_buf_retag(struct memmgr_file *f, u64 handle, u64 tag);
 int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req);
 struct page *memmgr_buf_page(struct memmgr_file *f, u64 handle, u64 index);
 void memmgr_file_free_all(struct memmgr_file *f);
 
 /* memmgr_dev.c */
+int memmgr_alloc_check(const struct memmgr_alloc *req);
 void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
 		      struct file *filp);
 void memmgr_file_exit(struct memmgr_file *f);

@@ -25,16 +25,9 @@ void memmgr_buf_cache_destroy(void)
 	kmem_cache_destroy(memmgr_buf_cache);
 }
 
-static struct memmgr_buffer *
-buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
+static void buf_init(struct memmgr_buffer *buf, struct memmgr_file *f,
+		     u32 pool, u64 tag, u64 pages)
 {
-	struct memmgr_buffer *buf;
-
-	buf = xchg(&f->spare_buf, NULL);
-	if (!buf)
-		buf = kmem_cache_alloc(memmgr_buf_cache, GFP_KERNEL);
-	if (!buf)
-		return NULL;
 	memset(buf, 0, sizeof(*buf));
 	kref_init(&buf->ref);
 	buf->file = f;
@@ -49,7 +42,58 @@ buf_create(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 	mutex_init(&buf->map_lock);
 	RB_CLEAR_NODE(&buf->offset_node);
 	RB_CLEAR_NODE(&buf->tag_node);
-	return buf;
+}
+
+/* The pages a request's size asks for: U64_MAX for more than can be. */
+static u64 req_pages(const struct memmgr_alloc *req)
+{
+	u64 pages;
+
+	/* A size that overflows when rounded is larger than any pool. */
+	if (!memmgr_size_to_pages(req->size, PAGE_SHIFT, &pages))
+		return U64_MAX;
+	/* Larger than the offset space: declined as too big (E2BIG). */
+	if (pages > MEMMGR_OFFSET_LIMIT >> PAGE_SHIFT)
+		return U64_MAX;
+	return pages;
+}
+
+/* Keep up to MEMMGR_SPARES of @n unreferenced buffers, free the rest. */
+static void bufs_recycle(struct memmgr_file *f, struct memmgr_buffer **bufs,
+			 u32 n)
+{
+	u32 i = 0;
+
+	spin_lock(&f->spare_lock);
+	for (; i < n && f->nr_spares < MEMMGR_SPARES; i++, f->nr_spares++)
+		list_add(&bufs[i]->free_node, &f->spares);
+	spin_unlock(&f->spare_lock);
+	if (i < n)
+		kmem_cache_free_bulk(memmgr_buf_cache, n - i, (void **)&bufs[i]);
+}
+
+/* New buffers for @n requests: the file's spares first, then the slab's. */
+static int bufs_create(struct memmgr_file *f, const struct memmgr_alloc *reqs,
+		       struct memmgr_buffer **bufs, u32 n)
+{
+	u32 i = 0;
+
+	spin_lock(&f->spare_lock);
+	for (; i < n && f->nr_spares; i++, f->nr_spares--) {
+		bufs[i] = list_first_entry(&f->spares, struct memmgr_buffer,
+					   free_node);
+		list_del(&bufs[i]->free_node);
+	}
+	spin_unlock(&f->spare_lock);
+	if (i < n && !kmem_cache_alloc_bulk(memmgr_buf_cache, GFP_KERNEL,
+					    n - i, (void **)&bufs[i])) {
+		bufs_recycle(f, bufs, i);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		buf_init(bufs[i], f, reqs[i].pool, reqs[i].tag,
+			 req_pages(&reqs[i]));
+	return 0;
 }
 
 static void buf_destroy(struct kref *ref)
@@ -77,42 +121,68 @@ static void buf_recycle(struct kref *ref)
 
 	WARN_ON_ONCE(!list_empty(&buf->blocks));
 	mutex_destroy(&buf->map_lock);
-	if (cmpxchg(&buf->file->spare_buf, NULL, buf))
-		kmem_cache_free(memmgr_buf_cache, buf);
+	bufs_recycle(buf->file, &buf, 1);
 }
 
-/* Order of the tag tree: pool, then tag, then offset. */
-static int tag_cmp(u32 pool, u64 tag, u64 pgoff, const struct memmgr_buffer *b)
+/*
+ * Order of the tag tree: pool, then tag, then sequence number (which the
+ * buffer has before its range, so a new buffer's place is found, and a
+ * storage tag's owner with it, in one walk: tag_link_locked()).
+ */
+static int tag_cmp(u32 pool, u64 tag, u32 seq, const struct memmgr_buffer *b)
 {
 	if (pool != b->pool)
 		return pool < b->pool ? -1 : 1;
 	if (tag != b->tag)
 		return tag < b->tag ? -1 : 1;
-	if (pgoff != b->pgoff)
-		return pgoff < b->pgoff ? -1 : 1;
+	if (seq != b->seq)
+		return seq < b->seq ? -1 : 1;
 	return 0;
 }
 
-static void tag_insert_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
+/*
+ * Where @buf goes in the tag tree, or NULL when it is storage and another
+ * storage buffer holds its tag: that one is the in-order neighbour of
+ * @buf's place (nothing else sorts between them), and a walk to a place
+ * passes both its neighbours.
+ */
+static struct rb_node **tag_link_locked(struct memmgr_file *f,
+					struct memmgr_buffer *buf,
+					struct rb_node **parent)
 {
-	struct rb_node **link = &f->tags.rb_node, *parent = NULL;
+	struct rb_node **link = &f->tags.rb_node;
 
 	lockdep_assert_held(&f->lock);
+	*parent = NULL;
 	while (*link) {
 		struct memmgr_buffer *b = rb_entry(*link, struct memmgr_buffer,
 						tag_node);
 
-		parent = *link;
-		if (tag_cmp(buf->pool, buf->tag, buf->pgoff, b) < 0)
-			link = &parent->rb_left;
+		if (buf->pool == MEMMGR_POOL_STORAGE &&
+		    b->pool == MEMMGR_POOL_STORAGE && b->tag == buf->tag)
+			return NULL;
+		*parent = *link;
+		if (tag_cmp(buf->pool, buf->tag, buf->seq, b) < 0)
+			link = &b->tag_node.rb_left;
 		else
-			link = &parent->rb_right;
+			link = &b->tag_node.rb_right;
 	}
+	return link;
+}
+
+static void tag_insert_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
+{
+	struct rb_node **link, *parent;
+
+	link = tag_link_locked(f, buf, &parent);
+	/* Callers checked the tag; a storage tag found taken is a bug. */
+	if (WARN_ON_ONCE(!link))
+		return;
 	rb_link_node(&buf->tag_node, parent, link);
 	rb_insert_color(&buf->tag_node, &f->tags);
 }
 
-/* The first buffer with @pool and @tag, lowest offset first, or NULL. */
+/* The first buffer with @pool and @tag, oldest first, or NULL. */
 static struct memmgr_buffer *
 tag_first_locked(struct memmgr_file *f, u32 pool, u64 tag)
 {
@@ -191,14 +261,17 @@ static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
  * the file has a window, the buffer keeps its range of offsets until its
  * mappings are revoked (buf_forget()): the window shows whatever buffer
  * holds a range, so a new buffer must not take the range while the old
- * one's pages may still be mapped there.  Without a window, each mapping
- * belongs to its buffer and the range can go at once.
+ * one's pages may still be mapped there.  So too with a state word: the
+ * word is the range's, and the old buffer writes it FREED after it left
+ * the tables (buf_kill_locked()), which must not land on a new buffer's
+ * word.  Without either, each mapping belongs to its buffer and the range
+ * can go at once.
  */
 static void buf_unlink_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
 	lockdep_assert_held(&f->lock);
 	rb_erase(&buf->tag_node, &f->tags);
-	if (f->has_window)
+	if (f->has_window || buf->word)
 		buf->dying = true;
 	else
 		memmgr_offset_erase(f, buf);
@@ -213,6 +286,34 @@ static void buf_forget(struct memmgr_file *f, struct memmgr_buffer *buf)
 		mutex_unlock(&f->lock);
 	}
 	kref_put(&buf->ref, buf_recycle);
+}
+
+/* buf_forget() for @n buffers: the file's lock once, the slab's once. */
+static void bufs_forget(struct memmgr_file *f, struct memmgr_buffer **bufs,
+			u32 n)
+{
+	struct memmgr_buffer *last[MEMMGR_ALLOC_CHUNK];
+	bool dying = false;
+	u32 i, k = 0;
+
+	for (i = 0; i < n; i++)
+		dying |= bufs[i]->dying;
+	if (dying) {
+		mutex_lock(&f->lock);
+		for (i = 0; i < n; i++)
+			if (bufs[i]->dying)
+				memmgr_offset_erase(f, bufs[i]);
+		mutex_unlock(&f->lock);
+	}
+	for (i = 0; i < n; i++) {
+		/* kref_put() but for the release: gathered for one free. */
+		if (!refcount_dec_and_test(&bufs[i]->ref.refcount))
+			continue;
+		WARN_ON_ONCE(!list_empty(&bufs[i]->blocks));
+		mutex_destroy(&bufs[i]->map_lock);
+		last[k++] = bufs[i];
+	}
+	bufs_recycle(f, last, k);
 }
 
 /**
@@ -244,78 +345,309 @@ struct memmgr_buffer *memmgr_buf_get(struct memmgr_file *f, u64 pgoff)
  * buffer's pages are the reclaim worker's.
  * Return: the pages given back.
  */
-static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
-		    bool revoke)
+static u64 buf_kill_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
 	struct memmgr_dev *mm = f->mm;
 	u64 pages = 0;
 
-	spin_lock(&mm->lock);
+	lockdep_assert_held(&mm->lock);
 	if (buf->state == MEMMGR_BUF_LIVE) {
 		memmgr_uncharge_locked(mm, buf);
 		pages = buf->nr_pages;
 	}
+	if (buf->word)
+		memmgr_state_set_locked(buf, MEMMGR_STATE_GONE |
+					MEMMGR_STATE_FREED);
 	if (!list_empty(&buf->notice_node)) {
 		/* Freeing a stale entry takes its notice with it. */
 		list_del_init(&buf->notice_node);
 		f->nr_evicted--;
 	}
-	spin_unlock(&mm->lock);
+	return pages;
+}
+
+/* After buf_kill_locked(): revoke, and give back the pages of a LIVE one. */
+static void buf_kill_finish(struct memmgr_file *f, struct memmgr_buffer *buf,
+			    u64 pages, bool revoke)
+{
 	trace_memmgr_free(buf->pool, buf->tag, pages << PAGE_SHIFT, 0);
 	if (revoke && f->filp)
 		memmgr_buf_revoke(buf, f->filp->f_mapping);
 	/* No fault maps it now: @mapped is final.  Kernel clients write. */
 	if (pages)
-		memmgr_buddy_free(&mm->buddy, &buf->blocks,
+		memmgr_buddy_free(&f->mm->buddy, &buf->blocks,
 				  !f->filp || READ_ONCE(buf->mapped));
+}
+
+static u64 buf_kill(struct memmgr_file *f, struct memmgr_buffer *buf,
+		    bool revoke)
+{
+	u64 pages;
+
+	spin_lock(&f->mm->lock);
+	pages = buf_kill_locked(f, buf);
+	spin_unlock(&f->mm->lock);
+	buf_kill_finish(f, buf, pages, revoke);
 	return pages;
+}
+
+/*
+ * buf_kill() for @n buffers, taking memmgr_dev.lock once and the buddy's
+ * lock once per kind of pages (written or not) for all of them.
+ */
+static void bufs_kill(struct memmgr_file *f, struct memmgr_buffer **bufs,
+		      u32 n)
+{
+	struct memmgr_buddy *b = &f->mm->buddy;
+	LIST_HEAD(written);
+	LIST_HEAD(clean);
+	u64 pages;
+	u32 i;
+
+	if (!n)
+		return;
+	spin_lock(&f->mm->lock);
+	for (i = 0; i < n; i++)
+		buf_kill_locked(f, bufs[i]);
+	spin_unlock(&f->mm->lock);
+	for (i = 0; i < n; i++) {
+		/* LIVE ones are FREED now, evicted ones stay EVICTED. */
+		pages = bufs[i]->state == MEMMGR_BUF_FREED ?
+			bufs[i]->nr_pages : 0;
+		trace_memmgr_free(bufs[i]->pool, bufs[i]->tag,
+				  pages << PAGE_SHIFT, 0);
+		if (f->filp)
+			memmgr_buf_revoke(bufs[i], f->filp->f_mapping);
+		if (!pages)
+			continue;
+		/* No fault maps it now: @mapped is final.  Kernel clients write. */
+		list_splice_init(&bufs[i]->blocks,
+				 !f->filp || READ_ONCE(bufs[i]->mapped) ?
+				 &written : &clean);
+	}
+	if (!list_empty(&written))
+		memmgr_buddy_free(b, &written, true);
+	if (!list_empty(&clean))
+		memmgr_buddy_free(b, &clean, false);
 }
 
 /*
  * Put a NEW buffer in its file's tables before its request is decided:
  * a storage buffer's tag is the file's from here on, so a second request
  * for it fails before it could wait or evict, and the buffer has its mmap
- * range, so the request cannot fail for want of one after evicting.
+ * range (and its state word), so the request cannot fail for want of one
+ * after evicting.  A size too large for any range is left out: its
+ * request fails (E2BIG).
  */
-static int buf_reserve(struct memmgr_file *f, struct memmgr_buffer *buf)
+static int buf_reserve_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 {
+	struct rb_node **link, *parent;
 	int ret;
 
-	mutex_lock(&f->lock);
-	if (buf->pool == MEMMGR_POOL_STORAGE &&
-	    tag_first_locked(f, buf->pool, buf->tag)) {
-		ret = -EEXIST;
-		goto out_unlock;
-	}
+	lockdep_assert_held(&f->lock);
+	if (buf->nr_pages == U64_MAX)
+		return 0;
+	buf->seq = f->next_seq;
+	link = tag_link_locked(f, buf, &parent);
+	if (!link)
+		return -EEXIST;
 	ret = memmgr_offset_insert(f, buf);
 	if (ret)
-		goto out_unlock;
-	buf->seq = f->next_seq++;
-	tag_insert_locked(f, buf);
-out_unlock:
-	mutex_unlock(&f->lock);
-	return ret;
-}
-
-static void buf_unreserve(struct memmgr_file *f, struct memmgr_buffer *buf)
-{
-	mutex_lock(&f->lock);
-	tables_del_locked(f, buf);
-	mutex_unlock(&f->lock);
+		return ret;
+	if (f->has_state && buf->pool == MEMMGR_POOL_STORAGE) {
+		ret = memmgr_state_attach_locked(f, buf);
+		if (ret) {
+			memmgr_offset_erase(f, buf);
+			return ret;
+		}
+	}
+	/* The tag tree did not change since the walk: @link still holds. */
+	f->next_seq++;
+	rb_link_node(&buf->tag_node, parent, link);
+	rb_insert_color(&buf->tag_node, &f->tags);
+	return 0;
 }
 
 /*
- * A charged buffer has its pages: make it LIVE.  From here on calls find
- * it, and an evictor may take it at once, like any other buffer.
+ * Reserve @n buffers in order; return how many, *@err for the next (0
+ * when all were).  The phases after it set *@err only when one fails, so
+ * the first error of a batch is the one it ends with.
  */
-static void buf_publish(struct memmgr_file *f, struct memmgr_buffer *buf,
-			bool pinned)
+static u32 bufs_reserve(struct memmgr_file *f, struct memmgr_buffer **bufs,
+			u32 n, int *err)
+{
+	int ret = 0;
+	u32 i;
+
+	mutex_lock(&f->lock);
+	for (i = 0; i < n; i++) {
+		ret = buf_reserve_locked(f, bufs[i]);
+		if (ret)
+			break;
+	}
+	mutex_unlock(&f->lock);
+	*err = ret;
+	return i;
+}
+
+/* Undo bufs_reserve() and bufs_create() for @n buffers. */
+static void bufs_unreserve(struct memmgr_file *f, struct memmgr_buffer **bufs,
+			   u32 n)
+{
+	u32 i;
+
+	if (!n)
+		return;
+	mutex_lock(&f->lock);
+	for (i = 0; i < n; i++)
+		if (bufs[i]->nr_pages != U64_MAX)
+			tables_del_locked(f, bufs[i]);
+	mutex_unlock(&f->lock);
+}
+
+static void bufs_put(struct memmgr_buffer **bufs, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		memmgr_buf_put(bufs[i]);
+}
+
+/*
+ * Charge the requests, in order, that the rules grant at once, under one
+ * hold of memmgr_dev.lock.  Return how many.
+ */
+static u32 bufs_request_now(struct memmgr_file *f,
+			    const struct memmgr_alloc *reqs,
+			    struct memmgr_buffer **bufs, u32 n)
 {
 	struct memmgr_dev *mm = f->mm;
+	u32 i = 0;
 
 	spin_lock(&mm->lock);
-	memmgr_buf_publish_locked(mm, buf, pinned);
+	while (i < n && memmgr_request_now_locked(f, reqs[i].pool, reqs[i].tag,
+						  bufs[i]->nr_pages))
+		i++;
 	spin_unlock(&mm->lock);
+	return i;
+}
+
+/* Undo bufs_request() for @n requests. */
+static void bufs_uncharge(struct memmgr_file *f,
+			  const struct memmgr_alloc *reqs,
+			  struct memmgr_buffer **bufs, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		memmgr_charge_undo(f, reqs[i].pool, reqs[i].tag,
+				   bufs[i]->nr_pages);
+}
+
+/* Pages for @n charged buffers; return how many got theirs, *@err next. */
+static u32 bufs_pages(struct memmgr_dev *mm, struct memmgr_buffer **bufs,
+		      u32 n, int *err)
+{
+	int ret;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		ret = memmgr_buddy_alloc(&mm->buddy, bufs[i]->nr_pages,
+					 &bufs[i]->blocks);
+		if (ret) {
+			memmgr_buddy_free(&mm->buddy, &bufs[i]->blocks, false);
+			*err = ret;
+			break;
+		}
+	}
+	return i;
+}
+
+/*
+ * The buffers have their pages: fill in the requests' out fields, then
+ * make them LIVE.  From here on calls find them, another thread may free
+ * them, and an evictor may take them at once, like any other buffer.
+ */
+static void bufs_publish(struct memmgr_file *f, struct memmgr_alloc *reqs,
+			 struct memmgr_buffer **bufs, u32 n)
+{
+	struct memmgr_dev *mm = f->mm;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		reqs[i].handle = buf_handle(bufs[i]);
+		reqs[i].offset = bufs[i]->pgoff << PAGE_SHIFT;
+		reqs[i].granted = bufs[i]->nr_pages << PAGE_SHIFT;
+	}
+	spin_lock(&mm->lock);
+	for (i = 0; i < n; i++)
+		memmgr_buf_publish_locked(mm, bufs[i], !(reqs[i].flags &
+						       MEMMGR_ALLOC_UNPINNED));
+	spin_unlock(&mm->lock);
+}
+
+/**
+ * memmgr_buf_alloc_many() - allocate for several requests, in order
+ * @f:		the file
+ * @reqs:	the requests, their arguments checked; out fields are filled
+ *		for each one granted
+ * @n:		how many, at most MEMMGR_ALLOC_CHUNK
+ * @nonblock:	the file is O_NONBLOCK
+ * @err:	set to the error of request *return, when that is below @n
+ *
+ * Each request is decided as a single ALLOC is, in order, and the first
+ * that fails ends the batch; each phase takes its lock once for all the
+ * requests it has (MEMMGR_IOC_ALLOC is a batch of one).  Nothing is
+ * evicted or charged for a request that fails, but for one whose task is
+ * killed while it waits for the pages it was granted.
+ *
+ * Return: the number of requests granted.
+ */
+u32 memmgr_buf_alloc_many(struct memmgr_file *f, struct memmgr_alloc *reqs,
+			  u32 n, bool nonblock, int *err)
+{
+	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK];
+	u32 reserved, charged, got, done = 0;
+	int ret;
+
+	if (WARN_ON_ONCE(!n || n > MEMMGR_ALLOC_CHUNK)) {
+		*err = -EINVAL;
+		return 0;
+	}
+	*err = bufs_create(f, reqs, bufs, n);
+	if (*err)
+		return 0;
+	reserved = bufs_reserve(f, bufs, n, err);
+	/*
+	 * Runs of requests granted at once are made LIVE before the next
+	 * request that is not goes through memmgr_request() (which may
+	 * evict them, or hold): as the single calls would find them.
+	 */
+	while (done < reserved) {
+		charged = done + bufs_request_now(f, reqs + done, bufs + done,
+						  reserved - done);
+		if (charged == done) {
+			ret = memmgr_request(f, reqs[done].pool, reqs[done].tag,
+					     bufs[done]->nr_pages,
+					     reqs[done].timeout_ms, nonblock);
+			if (ret) {
+				*err = ret;
+				break;
+			}
+			charged++;
+		}
+		got = bufs_pages(f->mm, bufs + done, charged - done, err);
+		bufs_publish(f, reqs + done, bufs + done, got);
+		done += got;
+		if (done < charged) {
+			bufs_uncharge(f, reqs + done, bufs + done,
+				      charged - done);
+			break;
+		}
+	}
+	bufs_unreserve(f, bufs + done, reserved - done);
+	bufs_put(bufs + done, n - done);
+	return done;
 }
 
 /**
@@ -324,58 +656,52 @@ static void buf_publish(struct memmgr_file *f, struct memmgr_buffer *buf,
  * @req:	the request; its out fields are filled on success
  * @nonblock:	the file is O_NONBLOCK
  *
- * Nothing is evicted or charged for a request that fails, but for one
- * whose task is killed while it waits for the pages it was granted.
- *
  * Return: 0 or a negative errno (see memmgr_request(), and -EEXIST,
  * -ENOMEM, -ENOSPC, -EINTR).
  */
 int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		     bool nonblock)
 {
-	struct memmgr_dev *mm = f->mm;
-	bool pinned = !(req->flags & MEMMGR_ALLOC_UNPINNED);
-	struct memmgr_buffer *buf;
-	u64 pages;
-	int ret;
+	int err;
 
-	/* A size that overflows when rounded is larger than any pool. */
-	if (!memmgr_size_to_pages(req->size, PAGE_SHIFT, &pages))
-		pages = U64_MAX;
-	/* Larger than the offset space: declined as too big (E2BIG). */
-	if (pages > MEMMGR_OFFSET_LIMIT >> PAGE_SHIFT)
-		pages = U64_MAX;
-	buf = buf_create(f, req->pool, req->tag, pages);
-	if (!buf)
-		return -ENOMEM;
-	if (pages != U64_MAX) {
-		ret = buf_reserve(f, buf);
-		if (ret)
-			goto out_put;
+	return memmgr_buf_alloc_many(f, req, 1, nonblock, &err) ? 0 : err;
+}
+
+/**
+ * memmgr_buf_free_many() - free several buffers, in order
+ * @f:		the file
+ * @handles:	its buffers, live or evicted
+ * @n:		how many, at most MEMMGR_ALLOC_CHUNK
+ * @err:	set to -ENOENT when handle *return is not one of them
+ *
+ * Each lock is taken once for the batch (MEMMGR_IOC_FREE is a batch of
+ * one).  A handle twice in one batch is not found the second time.
+ *
+ * Return: the number of buffers freed: the handles before the first
+ * unknown one.
+ */
+u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles, u32 n,
+			 int *err)
+{
+	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK];
+	u32 i;
+
+	*err = 0;
+	if (WARN_ON_ONCE(n > MEMMGR_ALLOC_CHUNK))
+		n = MEMMGR_ALLOC_CHUNK;
+	mutex_lock(&f->lock);
+	for (i = 0; i < n; i++) {
+		bufs[i] = find_locked(f, handles[i]);
+		if (!bufs[i]) {
+			*err = -ENOENT;
+			break;
+		}
+		buf_unlink_locked(f, bufs[i]);
 	}
-	ret = memmgr_request(f, req->pool, req->tag, pages, req->timeout_ms,
-			     nonblock);
-	if (ret)
-		goto out_unreserve;
-	ret = memmgr_buddy_alloc(&mm->buddy, pages, &buf->blocks);
-	if (ret)
-		goto out_uncharge;
-	/* Once published, another thread may free it: read it before. */
-	req->handle = buf_handle(buf);
-	req->offset = buf->pgoff << PAGE_SHIFT;
-	req->granted = pages << PAGE_SHIFT;
-	buf_publish(f, buf, pinned);
-	return 0;
-
-out_uncharge:
-	memmgr_buddy_free(&mm->buddy, &buf->blocks, false);
-	memmgr_charge_undo(f, req->pool, req->tag, pages);
-out_unreserve:
-	if (pages != U64_MAX)
-		buf_unreserve(f, buf);
-out_put:
-	memmgr_buf_put(buf);
-	return ret;
+	mutex_unlock(&f->lock);
+	bufs_kill(f, bufs, i);
+	bufs_forget(f, bufs, i);
+	return i;
 }
 
 /**
@@ -387,18 +713,10 @@ out_put:
  */
 int memmgr_buf_free(struct memmgr_file *f, u64 handle)
 {
-	struct memmgr_buffer *buf;
+	int err;
 
-	mutex_lock(&f->lock);
-	buf = find_locked(f, handle);
-	if (buf)
-		buf_unlink_locked(f, buf);
-	mutex_unlock(&f->lock);
-	if (!buf)
-		return -ENOENT;
-	buf_kill(f, buf, true);
-	buf_forget(f, buf);
-	return 0;
+	memmgr_buf_free_many(f, &handle, 1, &err);
+	return err;
 }
 
 /**
@@ -407,8 +725,11 @@ int memmgr_buf_free(struct memmgr_file *f, u64 handle)
  * @handle:	one of its storage buffers
  * @pin:	true to add a pin, false to drop one
  *
+ * A buffer with a state word keeps its pins there (memmgr_state.c).
+ *
  * Return: 0, -ENOENT, -EINVAL (not storage, or no pin to drop), -ESTALE
- * (evicted) or -EOVERFLOW (too many pins).
+ * (evicted), -EOVERFLOW (too many pins), or for a buffer with a state
+ * word -EIO (the word is not the buffer's) or -EAGAIN.
  */
 int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 {
@@ -429,6 +750,8 @@ int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin)
 	} else if (buf->state != MEMMGR_BUF_LIVE) {
 		ret = -ESTALE;
 		flush = !memmgr_buf_revoked(buf);
+	} else if (buf->word) {
+		ret = memmgr_state_pin_locked(mm, buf, pin);
 	} else if (pin) {
 		if (buf->pins == U32_MAX)
 			ret = -EOVERFLOW;
@@ -485,6 +808,56 @@ int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req)
 	req->handle = buf_handle(buf);
 	req->offset = buf->pgoff << PAGE_SHIFT;
 	req->size = buf->nr_pages << PAGE_SHIFT;
+out_unlock:
+	mutex_unlock(&f->lock);
+	/* Told it was evicted: its mappings are gone by then. */
+	if (flush)
+		memmgr_reclaim_flush(mm);
+	return ret;
+}
+
+/**
+ * memmgr_buf_retag() - MEMMGR_IOC_RETAG
+ * @f:		the file
+ * @handle:	one of its live storage buffers
+ * @tag:	its new page id
+ *
+ * Return: 0, -ENOENT, -EINVAL (not storage), -ESTALE (evicted) or
+ * -EEXIST (another storage buffer of the file holds @tag).
+ */
+int memmgr_buf_retag(struct memmgr_file *f, u64 handle, u64 tag)
+{
+	struct memmgr_dev *mm = f->mm;
+	struct memmgr_buffer *buf, *other;
+	bool flush = false;
+	int ret = 0;
+
+	mutex_lock(&f->lock);
+	buf = find_locked(f, handle);
+	if (!buf) {
+		ret = -ENOENT;
+		goto out_unlock;
+	}
+	if (buf->pool != MEMMGR_POOL_STORAGE) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	other = tag_first_locked(f, MEMMGR_POOL_STORAGE, tag);
+	if (other && other != buf) {
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	/* Notices and tracing read the tag under memmgr_dev.lock. */
+	spin_lock(&mm->lock);
+	if (buf->state != MEMMGR_BUF_LIVE) {
+		ret = -ESTALE;
+		flush = !memmgr_buf_revoked(buf);
+	} else if (!other) {
+		rb_erase(&buf->tag_node, &f->tags);
+		WRITE_ONCE(buf->tag, tag);
+		tag_insert_locked(f, buf);
+	}
+	spin_unlock(&mm->lock);
 out_unlock:
 	mutex_unlock(&f->lock);
 	/* Told it was evicted: its mappings are gone by then. */
@@ -586,7 +959,8 @@ void memmgr_file_free_all(struct memmgr_file *f)
 		buf_kill(f, buf, false);
 		kref_put(&buf->ref, buf_recycle);
 	}
-	if (f->spare_buf)
-		kmem_cache_free(memmgr_buf_cache, f->spare_buf);
-	f->spare_buf = NULL;
+	list_for_each_entry_safe(buf, next, &f->spares, free_node)
+		kmem_cache_free(memmgr_buf_cache, buf);
+	INIT_LIST_HEAD(&f->spares);
+	f->nr_spares = 0;
 }

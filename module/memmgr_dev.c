@@ -48,6 +48,25 @@ static_assert(sizeof(struct memmgr_lookup) % sizeof(u64) == 0);
 static_assert(sizeof(struct memmgr_release) % sizeof(u64) == 0);
 static_assert(sizeof(struct memmgr_evicted) % sizeof(u64) == 0);
 
+/**
+ * memmgr_alloc_check() - the checks of an ALLOC's arguments
+ * @req:	as copied in
+ *
+ * Return: 0 or -EINVAL.
+ */
+int memmgr_alloc_check(const struct memmgr_alloc *req)
+{
+	if (req->pool >= MEMMGR_NR_POOLS ||
+	    (req->flags & ~MEMMGR_ALLOC_FLAGS) || !req->size ||
+	    req->timeout_ms < MEMMGR_WAIT_FOREVER ||
+	    !all_zero(req->reserved, ARRAY_SIZE(req->reserved)))
+		return -EINVAL;
+	if ((req->flags & MEMMGR_ALLOC_UNPINNED) &&
+	    req->pool != MEMMGR_POOL_STORAGE)
+		return -EINVAL;
+	return 0;
+}
+
 static long ioctl_alloc(struct file *filp, void __user *uarg)
 {
 	struct memmgr_alloc req;
@@ -55,13 +74,9 @@ static long ioctl_alloc(struct file *filp, void __user *uarg)
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.pool >= MEMMGR_NR_POOLS || (req.flags & ~MEMMGR_ALLOC_FLAGS) ||
-	    !req.size || req.timeout_ms < MEMMGR_WAIT_FOREVER ||
-	    !all_zero(req.reserved, ARRAY_SIZE(req.reserved)))
-		return -EINVAL;
-	if ((req.flags & MEMMGR_ALLOC_UNPINNED) &&
-	    req.pool != MEMMGR_POOL_STORAGE)
-		return -EINVAL;
+	ret = memmgr_alloc_check(&req);
+	if (ret)
+		return ret;
 	if (!writable(uarg, &req, sizeof(req)))
 		return -EFAULT;
 
@@ -89,6 +104,17 @@ static long ioctl_buf(struct file *filp, unsigned int cmd, void __user *uarg)
 		return memmgr_buf_free(filp->private_data, req.handle);
 	return memmgr_buf_pin(filp->private_data, req.handle,
 			      cmd == MEMMGR_IOC_PIN);
+}
+
+static long ioctl_retag(struct file *filp, void __user *uarg)
+{
+	struct memmgr_retag req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.reserved)
+		return -EINVAL;
+	return memmgr_buf_retag(filp->private_data, req.handle, req.tag);
 }
 
 static long ioctl_lookup(struct file *filp, void __user *uarg)
@@ -197,6 +223,12 @@ static long memmgr_ioctl(struct file *filp, unsigned int cmd,
 		return ioctl_stats(filp, uarg);
 	case MEMMGR_IOC_EVICTED:
 		return ioctl_evicted(filp, uarg);
+	case MEMMGR_IOC_ALLOC_MANY:
+		return memmgr_ioctl_alloc_many(filp, uarg);
+	case MEMMGR_IOC_FREE_MANY:
+		return memmgr_ioctl_free_many(filp, uarg);
+	case MEMMGR_IOC_RETAG:
+		return ioctl_retag(filp, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -224,6 +256,9 @@ void memmgr_file_init(struct memmgr_dev *mm, struct memmgr_file *f,
 	INIT_LIST_HEAD(&f->waiters[MEMMGR_POOL_STORAGE]);
 	INIT_LIST_HEAD(&f->waiters[MEMMGR_POOL_EXEC]);
 	f->execids = RB_ROOT;
+	xa_init(&f->state_pages);
+	spin_lock_init(&f->spare_lock);
+	INIT_LIST_HEAD(&f->spares);
 	init_waitqueue_head(&f->poll_wait);
 	mutex_lock(&mm->files_lock);
 	list_add_tail(&f->node, &mm->files);
@@ -239,6 +274,7 @@ void memmgr_file_exit(struct memmgr_file *f)
 	struct memmgr_dev *mm = f->mm;
 
 	memmgr_file_free_all(f);
+	memmgr_state_exit(f);
 	memmgr_execids_exit(f);
 	mutex_lock(&mm->files_lock);
 	list_del(&f->node);

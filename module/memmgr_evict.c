@@ -16,7 +16,9 @@
  *
  * A choice of several victims that does not reach what is needed is put
  * back as it was, array slots and LRU order included, and nothing is
- * evicted.
+ * evicted.  A buffer whose client pins it in its state word
+ * (memmgr_state.c) is in the set until a search finds it pinned; it then
+ * leaves the set, parked.
  *
  * Everything here runs under memmgr_dev.lock.
  */
@@ -26,6 +28,7 @@
 #include <linux/slab.h>
 
 #include "memmgr.h"
+#include "memmgr_state.h"
 
 /* Buffers examined in the bucket that straddles the room, per victim. */
 #define MEMMGR_EVICT_PROBES	16
@@ -282,30 +285,45 @@ struct memmgr_buffer *memmgr_evict_victim(struct memmgr_evictable *e,
 	return lru ? pick_lru(e, U64_MAX) : pick_random(e, U64_MAX);
 }
 
+/* Give up second chances after this many per choice: the search stays short. */
+#define MEMMGR_EVICT_CHANCES	64
+
 /**
  * memmgr_evict_select() - victims that fit in a room, for a floor
  * @e:		the set
  * @lru:	evict_policy=lru
  * @need:	pages to find
- * @room:	pages the victims may add up to at most
+ * @room:	pages the victims may add up to at most (U64_MAX: no floor)
  * @picked:	out: the victims, chained through evict_node, taken out of
- *		the set (@evict_idx -1)
+ *		the set (@evict_idx -1), claimed (memmgr_state_claim())
+ * @parked:	out: buffers found pinned in their state words, chained
+ *		through evict_node and taken out of the set, whether or not
+ *		victims were found: the caller parks them
  *
  * Each victim is the least recently used (or one at random) of those that
- * fit in what is left of @room, as far as the bounded search sees them.
- * Each choice costs O(buckets), so a search costs O(victims): what it
- * evicts when it succeeds; when it fails, it may have looked at up to
- * @need pages' worth of buffers, and the failure is remembered, so that
- * the same search is not made again until the set changes (a held
- * request is tried at every wake-up).
+ * fit in what is left of @room, as far as the bounded search sees them,
+ * and whose state word, if it has one, lets the kernel claim it; with
+ * evict_policy=lru, one whose word says it was used since is moved to
+ * the most recently used end instead, up to MEMMGR_EVICT_CHANCES times.
+ * Each choice costs O(buckets), so a search costs O(victims) plus the
+ * buffers it found pinned, each of which leaves the set: what it evicts
+ * when it succeeds; when it fails, it may have looked at up to @need pages'
+ * worth of buffers, and the failure is remembered, so that the same search
+ * is not made again until the set changes (a held request is tried at
+ * every wake-up).
  *
  * Return: true when @need pages were found; false, with the set as it
- * was and @picked empty, when they were not.
+ * was but for @parked, @picked empty and every claim undone, when they
+ * were not.
  */
 bool memmgr_evict_select(struct memmgr_evictable *e, bool lru, u64 need,
-			 u64 room, struct list_head *picked)
+			 u64 room, struct list_head *picked,
+			 struct list_head *parked)
 {
-	struct memmgr_buffer *buf, *prev;
+	struct memmgr_buffer *buf, *next;
+	unsigned int chances = 0;
+	bool found;
+	LIST_HEAD(tried);
 	u64 taken = 0;
 
 	if (e->failed.gen == e->gen && e->failed.need == need &&
@@ -316,25 +334,45 @@ bool memmgr_evict_select(struct memmgr_evictable *e, bool lru, u64 need,
 			    pick_random(e, room - taken);
 		if (!buf)
 			break;
-		set_unlink(e, buf);
-		list_add_tail(&buf->evict_node, picked);
-		taken += buf->nr_pages;
-	}
-	if (taken >= need) {
-		list_for_each_entry(buf, picked, evict_node) {
-			INIT_LIST_HEAD(&buf->lru_node);
-			buf->evict_idx = -1;
+		buf->claim = memmgr_state_claim(buf, lru &&
+						chances < MEMMGR_EVICT_CHANCES);
+		if (buf->claim == MEMMGR_CLAIM_USED) {
+			chances++;
+			memmgr_evictable_touch(e, buf);
+			continue;
 		}
-		return true;
+		set_unlink(e, buf);
+		list_add_tail(&buf->evict_node, &tried);
+		if (buf->claim == MEMMGR_CLAIMED)
+			taken += buf->nr_pages;
 	}
-	/* Put them back newest first, so each finds its place as it was. */
-	list_for_each_entry_safe_reverse(buf, prev, picked, evict_node) {
-		list_del_init(&buf->evict_node);
+	found = taken >= need;
+	/* All back as they were, newest first, each finding its place... */
+	list_for_each_entry_reverse(buf, &tried, evict_node)
 		set_relink(e, buf);
+	/* ...then out go the victims, if enough, and the pinned. */
+	list_for_each_entry_safe(buf, next, &tried, evict_node) {
+		list_del(&buf->evict_node);
+		if (buf->claim == MEMMGR_CLAIM_PINNED) {
+			memmgr_evictable_del(e, buf);
+			list_add_tail(&buf->evict_node, parked);
+		} else if (buf->claim == MEMMGR_CLAIMED && found) {
+			memmgr_evictable_del(e, buf);
+			list_add_tail(&buf->evict_node, picked);
+		} else if (buf->claim == MEMMGR_CLAIMED) {
+			memmgr_state_unclaim(buf);
+		}
 	}
-	e->failed.gen = e->gen;
-	e->failed.need = need;
-	e->failed.room = room;
-	e->failed.lru = lru;
-	return false;
+	/*
+	 * Remembered even if a client kept changing a word (BUSY): only a
+	 * client racing its own word does, and it must not make every
+	 * wake-up search again.
+	 */
+	if (!found) {
+		e->failed.gen = e->gen;
+		e->failed.need = need;
+		e->failed.room = room;
+		e->failed.lru = lru;
+	}
+	return found;
 }

@@ -463,17 +463,18 @@ static void evict_select_bounded(struct kunit *test)
 {
 	struct evict_fixture *fx = evict_setup(test, 65537, 2, 32768);
 	LIST_HEAD(picked);
+	LIST_HEAD(parked);
 
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, false, 1, 1,
-						     &picked));
+						     &picked, &parked));
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 1, 1,
-						     &picked));
+						     &picked, &parked));
 	KUNIT_EXPECT_EQ(test, fx->e.examined, 0);
 	KUNIT_EXPECT_TRUE(test, list_empty(&picked));
 	KUNIT_EXPECT_EQ(test, fx->e.count, 32768);
 	/* Two pages of room: the oldest buffer, the only one looked at. */
 	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 1, 2,
-						    &picked));
+						    &picked, &parked));
 	KUNIT_EXPECT_EQ(test, fx->e.examined, 1);
 	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&picked,
 						   struct memmgr_buffer,
@@ -507,6 +508,7 @@ static void evict_select_restores(struct kunit *test)
 	struct memmgr_buffer *buf;
 	unsigned int i, round;
 	LIST_HEAD(picked);
+	LIST_HEAD(parked);
 
 	/* Some LRU order that is not the array's. */
 	memmgr_evictable_touch(&fx->e, &fx->bufs[2]);
@@ -518,7 +520,7 @@ static void evict_select_restores(struct kunit *test)
 		bool lru_policy = round & 1;
 
 		KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, lru_policy,
-							     7, 7, &picked));
+							     7, 7, &picked, &parked));
 		KUNIT_EXPECT_TRUE(test, list_empty(&picked));
 		KUNIT_EXPECT_EQ(test, fx->e.count, 8);
 		evict_snapshot(fx, slots2, lru2);
@@ -532,7 +534,7 @@ static void evict_select_restores(struct kunit *test)
 	}
 	/* The LRU choice that works takes the oldest first. */
 	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 6, 7,
-						    &picked));
+						    &picked, &parked));
 	i = 0;
 	list_for_each_entry(buf, &picked, evict_node)
 		KUNIT_EXPECT_PTR_EQ(test, buf, lru[i++]);
@@ -582,31 +584,138 @@ static void evict_select_failure_remembered(struct kunit *test)
 {
 	struct evict_fixture *fx = evict_setup(test, 256, 2, 64);
 	LIST_HEAD(picked);
+	LIST_HEAD(parked);
 	u64 once;
 
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
-						     &picked));
+						     &picked, &parked));
 	once = fx->e.examined;
 	KUNIT_EXPECT_EQ(test, once, 63);
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
-						     &picked));
+						     &picked, &parked));
 	KUNIT_EXPECT_EQ(test, fx->e.examined, once);
 	/* Another search, or the same one after a change, looks again. */
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, false, 127, 127,
-						     &picked));
+						     &picked, &parked));
 	KUNIT_EXPECT_GT(test, fx->e.examined, once);
 	once = fx->e.examined;
 	memmgr_evictable_touch(&fx->e, &fx->bufs[3]);
 	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, true, 127, 127,
-						     &picked));
+						     &picked, &parked));
 	KUNIT_EXPECT_EQ(test, fx->e.examined, once + 63);
 	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 126, 127,
-						    &picked));
+						    &picked, &parked));
 	KUNIT_EXPECT_EQ(test, fx->e.count, 1);
 	evict_teardown(fx);
 }
 
+/* Give the fixture's buffers state words: generation i + 1, no pin. */
+static u64 *evict_words(struct kunit *test, struct evict_fixture *fx)
+{
+	u64 *words = kunit_kcalloc(test, fx->n, sizeof(*words), GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, words);
+	for (i = 0; i < fx->n; i++) {
+		fx->bufs[i].seq = i + 1;
+		fx->bufs[i].word = &words[i];
+		words[i] = (u64)(i + 1) << MEMMGR_STATE_GEN_SHIFT;
+	}
+	return words;
+}
+
+static bool on_list(struct list_head *head, struct memmgr_buffer *buf)
+{
+	struct memmgr_buffer *b;
+
+	list_for_each_entry(b, head, evict_node)
+		if (b == buf)
+			return true;
+	return false;
+}
+
+/*
+ * Eight one-page buffers in LRU order 0..7, with state words: 0 and 2
+ * pinned, 4 with a word of another generation, 1 used since the last
+ * look.  Three pages are needed: 0, 2 and 4 are parked (PARKED set in the
+ * pinned words, the foreign word left alone), 1 gets a second chance
+ * (USED cleared, now the most recently used), and 3, 5, 6 are claimed.
+ */
+static void evict_select_state_words(struct kunit *test)
+{
+	static const unsigned int victims[] = { 3, 5, 6 }, pinned[] = { 0, 2, 4 };
+	struct evict_fixture *fx = evict_setup(test, 64, 1, 8);
+	u64 *w = evict_words(test, fx), g[8];
+	LIST_HEAD(picked);
+	LIST_HEAD(parked);
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		g[i] = w[i];
+	w[0] |= 1;
+	w[2] |= 2 | MEMMGR_STATE_USED;
+	w[4] = g[5];
+	w[1] |= MEMMGR_STATE_USED;
+	KUNIT_EXPECT_TRUE(test, memmgr_evict_select(&fx->e, true, 3, U64_MAX,
+						    &picked, &parked));
+	KUNIT_EXPECT_EQ(test, list_count_nodes(&picked), 3);
+	KUNIT_EXPECT_EQ(test, list_count_nodes(&parked), 3);
+	for (i = 0; i < ARRAY_SIZE(victims); i++) {
+		KUNIT_EXPECT_TRUE(test, on_list(&picked, &fx->bufs[victims[i]]));
+		KUNIT_EXPECT_EQ(test, w[victims[i]],
+				g[victims[i]] | MEMMGR_STATE_EVICTING);
+		KUNIT_EXPECT_EQ(test, fx->bufs[victims[i]].evict_idx, -1);
+		KUNIT_EXPECT_TRUE(test, on_list(&parked,
+						&fx->bufs[pinned[i]]));
+	}
+	KUNIT_EXPECT_EQ(test, w[0], g[0] | 1 | MEMMGR_STATE_PARKED);
+	KUNIT_EXPECT_EQ(test, w[2], g[2] | 2 | MEMMGR_STATE_USED |
+			MEMMGR_STATE_PARKED);
+	KUNIT_EXPECT_EQ(test, w[4], g[5]);
+	KUNIT_EXPECT_EQ(test, w[1], g[1]);
+	KUNIT_EXPECT_EQ(test, fx->e.count, 2);
+	/* 1 went behind 7 on its second chance: 7 is the oldest now. */
+	KUNIT_EXPECT_PTR_EQ(test, memmgr_evict_victim(&fx->e, true),
+			    &fx->bufs[7]);
+	evict_teardown(fx);
+}
+
+/*
+ * A search that falls short undoes its claims (the words are as they
+ * were, USED included) but keeps the pinned buffers it found parked.
+ */
+static void evict_select_state_undo(struct kunit *test)
+{
+	struct evict_fixture *fx = evict_setup(test, 64, 1, 4);
+	u64 *w = evict_words(test, fx), g[4];
+	LIST_HEAD(picked);
+	LIST_HEAD(parked);
+	unsigned int i;
+
+	for (i = 0; i < 4; i++)
+		g[i] = w[i];
+	w[1] |= 1;
+	w[3] |= MEMMGR_STATE_USED;
+	KUNIT_EXPECT_FALSE(test, memmgr_evict_select(&fx->e, false, 4, U64_MAX,
+						     &picked, &parked));
+	KUNIT_EXPECT_TRUE(test, list_empty(&picked));
+	KUNIT_EXPECT_EQ(test, list_count_nodes(&parked), 1);
+	KUNIT_EXPECT_TRUE(test, on_list(&parked, &fx->bufs[1]));
+	KUNIT_EXPECT_EQ(test, w[0], g[0]);
+	KUNIT_EXPECT_EQ(test, w[1], g[1] | 1 | MEMMGR_STATE_PARKED);
+	KUNIT_EXPECT_EQ(test, w[2], g[2]);
+	KUNIT_EXPECT_EQ(test, w[3], g[3] | MEMMGR_STATE_USED);
+	KUNIT_EXPECT_EQ(test, fx->e.count, 3);
+	KUNIT_EXPECT_EQ(test, fx->bufs[1].evict_idx, -1);
+	KUNIT_EXPECT_GE(test, fx->bufs[0].evict_idx, 0);
+	KUNIT_EXPECT_GE(test, fx->bufs[2].evict_idx, 0);
+	KUNIT_EXPECT_GE(test, fx->bufs[3].evict_idx, 0);
+	evict_teardown(fx);
+}
+
 static struct kunit_case evict_test_cases[] = {
+	KUNIT_CASE(evict_select_state_words),
+	KUNIT_CASE(evict_select_state_undo),
 	KUNIT_CASE(evict_select_bounded),
 	KUNIT_CASE(evict_select_failure_remembered),
 	KUNIT_CASE(evict_select_restores),

@@ -205,6 +205,11 @@ static int memmgr_setup(struct memmgr_dev *mm, u64 pages)
 	ret = memmgr_evictable_init(&mm->evictable, pages);
 	if (ret)
 		return ret;
+	ret = memmgr_figures_init(mm);
+	if (ret) {
+		memmgr_evictable_exit(&mm->evictable);
+		return ret;
+	}
 	mm->misc.minor = MISC_DYNAMIC_MINOR;
 	mm->misc.name = "memmgr";
 	mm->misc.fops = &memmgr_fops;
@@ -279,6 +284,7 @@ out_release_reserve:
 out_destroy_cache:
 	memmgr_buf_cache_destroy();
 out_free_evictable:
+	memmgr_figures_exit(mm);
 	memmgr_evictable_exit(&mm->evictable);
 out_free_dev:
 	kfree(mm);
@@ -299,6 +305,7 @@ static void __exit memmgr_exit(void)
 	memmgr_inode_exit();
 	memmgr_buddy_release(&mm->buddy);
 	memmgr_buf_cache_destroy();
+	memmgr_figures_exit(mm);
 	memmgr_evictable_exit(&mm->evictable);
 	kfree(mm);
 }

@@ -152,15 +152,18 @@ static const struct vm_operations_struct memmgr_vm_ops = {
 };
 
 /**
- * memmgr_mmap() - map (part of) one live buffer of this file, or its window
+ * memmgr_mmap() - map (part of) one live buffer of this file, its window,
+ *		its state area or the figures page
  * @filp:	the file
  * @vma:	MAP_SHARED, not executable, inside one live buffer or inside
- *		the window (memmgr_window.c).  A read-only file's shared
- *		mapping has VM_MAYSHARE without VM_SHARED: it is shared all
- *		the same.
+ *		the window (memmgr_window.c), the state area
+ *		(memmgr_state.c) or the figures page (memmgr_figures.c).
+ *		A read-only file's shared mapping has VM_MAYSHARE without
+ *		VM_SHARED: it is shared all the same.
  *
  * Return: 0, -EINVAL (private, or not inside one live buffer of this
- * file nor inside the window) or -EPERM (PROT_EXEC).
+ * file nor inside one of the file's ranges), -EPERM (PROT_EXEC, or a
+ * writable figures page) or -EBUSY (a state area made too late).
  */
 int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 {
@@ -171,6 +174,10 @@ int memmgr_mmap(struct file *filp, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
+	if (vma->vm_pgoff >= MEMMGR_FIGURES_OFFSET >> PAGE_SHIFT)
+		return memmgr_figures_mmap(f->mm, vma);
+	if (vma->vm_pgoff >= MEMMGR_STATE_OFFSET >> PAGE_SHIFT)
+		return memmgr_state_mmap(f, vma);
 	if (vma->vm_pgoff >= MEMMGR_WINDOW_OFFSET >> PAGE_SHIFT)
 		return memmgr_window_mmap(f, vma);
 	buf = memmgr_buf_get(f, vma->vm_pgoff);

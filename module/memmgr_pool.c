@@ -140,9 +140,12 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 	struct file *filp = buf->file->filp;	/* NULL: in-kernel */
 
 	uncharge_buf_locked(mm, buf, MEMMGR_BUF_EVICTED);
+	if (buf->word)
+		memmgr_state_set_locked(buf, MEMMGR_STATE_GONE);
 	notify_locked(buf);
 	mm->stats[MEMMGR_POOL_STORAGE].evictions++;
 	mm->stats[MEMMGR_POOL_STORAGE].evicted_pages += buf->nr_pages;
+	memmgr_figures_update_locked(mm);
 	trace_memmgr_evict(MEMMGR_POOL_STORAGE, buf->tag,
 			   buf->nr_pages << PAGE_SHIFT, 0);
 	kref_get(&buf->ref);
@@ -163,40 +166,41 @@ static void evict_one_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 
 /*
  * Evict unpinned storage buffers until at least @need pages are back,
- * without taking storage below @floor.  Each victim is the least recently
- * used or one at random (evict_policy), of those that fit above the floor
- * when there is one (memmgr_evict.c: not linear in the number of
- * buffers); with no floor, the policy checked that enough are evictable.
+ * without taking storage below @floor (0: no floor).  Each victim is the
+ * least recently used or one at random (evict_policy), of those that fit
+ * above the floor when there is one (memmgr_evict.c: not linear in the
+ * number of buffers), and whose client has not pinned it in its state
+ * word; those found pinned there are parked on the way (memmgr_state.c).
  * Each victim goes to the reclaim worker (evict_one_locked()).  Return
- * false, evicting nothing, when the floor leaves too few.
+ * false, evicting nothing, when too few were found.
  */
 static bool evict_locked(struct memmgr_dev *mm, u64 need, u64 floor)
 {
 	u64 used = mm->policy.used[MEMMGR_POOL_STORAGE];
 	bool lru = READ_ONCE(memmgr_evict_lru);
 	struct memmgr_buffer *buf, *next;
+	u64 room = U64_MAX;
 	LIST_HEAD(picked);
+	LIST_HEAD(parked);
+	bool found;
 
 	lockdep_assert_held(&mm->lock);
-	if (floor) {
-		/* Out of the set already: only the accounting is left. */
-		if (!memmgr_evict_select(&mm->evictable, lru, need,
-					 used > floor ? used - floor : 0,
-					 &picked))
-			return false;
-		list_for_each_entry_safe(buf, next, &picked, evict_node) {
-			list_del(&buf->evict_node);
-			mm->policy.evictable -= buf->nr_pages;
-			evict_one_locked(mm, buf);
-		}
-		return true;
+	if (floor)
+		room = used > floor ? used - floor : 0;
+	found = memmgr_evict_select(&mm->evictable, lru, need, room, &picked,
+				    &parked);
+	/* Out of the set already: only the accounting is left. */
+	list_for_each_entry_safe(buf, next, &parked, evict_node) {
+		list_del(&buf->evict_node);
+		mm->policy.evictable -= buf->nr_pages;
+		buf->parked = true;
 	}
-	while (need && !WARN_ON_ONCE(!mm->evictable.count)) {
-		buf = memmgr_evict_victim(&mm->evictable, lru);
-		need = need > buf->nr_pages ? need - buf->nr_pages : 0;
+	list_for_each_entry_safe(buf, next, &picked, evict_node) {
+		list_del(&buf->evict_node);
+		mm->policy.evictable -= buf->nr_pages;
 		evict_one_locked(mm, buf);
 	}
-	return true;
+	return found;
 }
 
 /* Bytes of a request for tracing: sizes that overflowed read as U64_MAX. */
@@ -239,6 +243,7 @@ static enum memmgr_verdict try_grant_locked(struct memmgr_dev *mm,
 	st->allocs++;
 	if (mm->policy.used[pool] > st->peak)
 		st->peak = mm->policy.used[pool];
+	memmgr_figures_update_locked(mm);
 	return v;
 }
 
@@ -357,6 +362,43 @@ static int wait_for_grant(struct memmgr_waiter *w, s64 timeout_ms)
 	}
 	__set_current_state(TASK_RUNNING);
 	return ret;
+}
+
+/**
+ * memmgr_request_now_locked() - charge a request if it is granted at once
+ * @f:		the file asking
+ * @pool:	MEMMGR_POOL_*
+ * @tag:	its page id or exec id
+ * @pages:	its size, > 0
+ *
+ * What memmgr_request() does when the request fits now, for a batch that
+ * holds memmgr_dev.lock across several requests.
+ *
+ * Context: memmgr_dev.lock held.
+ * Return: true when charged; false, with nothing charged, counted or held,
+ * when the request must go through memmgr_request(), which decides it.
+ */
+bool memmgr_request_now_locked(struct memmgr_file *f, u32 pool, u64 tag,
+			       u64 pages)
+{
+	struct memmgr_dev *mm = f->mm;
+	struct memmgr_execid *id = NULL;
+	enum memmgr_verdict v = MEMMGR_WAIT;
+
+	lockdep_assert_held(&mm->lock);
+	if (pool == MEMMGR_POOL_EXEC) {
+		id = memmgr_execid_get_locked(f, tag);
+		if (!id)
+			return false;	/* a node to allocate: unlocked */
+	}
+	if (queue_clear_locked(mm, f, pool))
+		v = try_grant_locked(mm, f, pool, tag, pages, id);
+	if (id)
+		memmgr_execid_put_locked(f, id);
+	/* Evicting more than needed may let others in. */
+	if (v == MEMMGR_EVICT)
+		memmgr_wake_locked(mm);
+	return v == MEMMGR_GRANT || v == MEMMGR_EVICT;
 }
 
 /**
@@ -529,6 +571,7 @@ void memmgr_reclaim_kick(struct memmgr_buddy *b)
 void memmgr_uncharge_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf)
 {
 	uncharge_buf_locked(mm, buf, MEMMGR_BUF_FREED);
+	memmgr_figures_update_locked(mm);
 	memmgr_wake_locked(mm);
 }
 
@@ -549,6 +592,7 @@ void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
 		memmgr_execid_uncharge_locked(f, tag, pages);
 	f->used[pool] -= pages;
 	mm->stats[pool].allocs--;
+	memmgr_figures_update_locked(mm);
 	memmgr_wake_locked(mm);
 	spin_unlock(&mm->lock);
 }
@@ -558,6 +602,9 @@ void memmgr_charge_undo(struct memmgr_file *f, u32 pool, u64 tag, u64 pages)
  * @mm:		the device
  * @buf:	the buffer, NEW
  * @pinned:	storage: starts with one pin; otherwise evictable at once
+ *
+ * A storage buffer with a state word is in the evictable set from the
+ * start, pinned or not: its pin is in the word, which an eviction reads.
  */
 void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
 			       bool pinned)
@@ -570,8 +617,12 @@ void memmgr_buf_publish_locked(struct memmgr_dev *mm, struct memmgr_buffer *buf,
 	smp_store_release(&buf->state, MEMMGR_BUF_LIVE);
 	if (buf->pool != MEMMGR_POOL_STORAGE)
 		return;
-	buf->pins = pinned;
-	if (!pinned) {
+	/* A pin in its word keeps it out of no set: evictions look there. */
+	if (buf->word)
+		memmgr_state_publish_locked(buf, pinned);
+	else
+		buf->pins = pinned;
+	if (!pinned || buf->word) {
 		memmgr_evictable_add_locked(mm, buf);
 		memmgr_wake_locked(mm);
 	}

@@ -29,7 +29,8 @@ static void pool_fill_locked(struct memmgr_dev *mm, unsigned int pool,
 	ps->borrowed = memmgr_policy_borrowed(p, pool) << PAGE_SHIFT;
 	ps->peak = c->peak << PAGE_SHIFT;
 	if (pool == MEMMGR_POOL_STORAGE)
-		ps->pinned = (p->used[pool] - p->evictable) << PAGE_SHIFT;
+		ps->pinned = (p->used[pool] - p->evictable +
+			      memmgr_state_pinned_locked(mm)) << PAGE_SHIFT;
 	ps->allocs = c->allocs;
 	ps->frees = c->frees;
 	ps->declined = c->declined;

@@ -5,23 +5,40 @@
  * objects packed into chunks, empty chunks retained (the cap, trim,
  * release, pressure), the library's figures against the kernel's, the
  * original design's names, many threads on one handle, and a release
- * racing allocations while the kernel reuses freed mmap offsets.
+ * racing allocations while the kernel reuses freed mmap offsets; pins by
+ * handle, batches, retag, page ids of several caches, the figures page.
+ *
+ * The tests of fixture "lib" run twice: on a handle with the window, the
+ * state area and the figures page (variant "fast"), and on one opened
+ * MEMMGR_OPEN_NO_FAST (variant "legacy": a mapping per buffer, pins and
+ * figures by ioctl, batches as single calls, as with an older module).
+ * Fixture "fast" checks what only the first has: pins and figures with no
+ * system call at all (a seccomp filter fails every ioctl), the state
+ * words themselves, the pointers in the window.
  *
  * Every figure is worked out here from what the kernel reports of the
  * reserve (total, quotas, page size); the tests need a reserve of at least
- * 64 pages and an otherwise idle device.
+ * 64 pages (batch_many_calls: MEMMGR_BATCH_MAX + 6 pages of storage) and
+ * an otherwise idle device.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +108,27 @@ FIXTURE(lib) {
 	struct memmgr_lib_stats st0;	/* at the start of the test */
 };
 
+FIXTURE_VARIANT(lib) {
+	unsigned int open_flags;	/* of every handle of the test */
+	unsigned int features;		/* what memmgr_features() says */
+	bool fast;
+};
+
+#define ALL_FEATURES	(MEMMGR_FEATURE_WINDOW | MEMMGR_FEATURE_STATE | \
+			 MEMMGR_FEATURE_FIGURES | MEMMGR_FEATURE_BATCH)
+
+FIXTURE_VARIANT_ADD(lib, fast) {
+	.open_flags = 0,
+	.features = ALL_FEATURES,
+	.fast = true,
+};
+
+FIXTURE_VARIANT_ADD(lib, legacy) {
+	.open_flags = MEMMGR_OPEN_NO_FAST,
+	.features = 0,
+	.fast = false,
+};
+
 /* A kernel counter's change since the test started. */
 #define DELTA(now, p, field) \
 	((now).kernel.pool[p].field - self->st0.kernel.pool[p].field)
@@ -114,10 +152,11 @@ FIXTURE_SETUP(lib)
 	struct memmgr_lib_stats st;
 	int ret;
 
-	ret = memmgr_open(&self->mm, 0);
+	ret = memmgr_open(&self->mm, variant->open_flags);
 	if (ret == -ENODEV)
 		SKIP(return, "memmgr.ko is not loaded");
 	ASSERT_EQ(0, ret);
+	ASSERT_EQ(variant->features, memmgr_features(self->mm));
 	ASSERT_EQ(0, memmgr_get_stats(self->mm, &st));
 	self->st0 = st;
 	self->pg = st.kernel.page_size;
@@ -830,7 +869,7 @@ TEST_F(lib, pressure_spares_other_handles)
 	struct memmgr *mm2;
 	void *all, *p;
 
-	ASSERT_EQ(0, memmgr_open(&mm2, 0));
+	ASSERT_EQ(0, memmgr_open(&mm2, variant->open_flags));
 	ASSERT_EQ(0, churn(mm2, 1, MEMMGR_SMALL_MAX, 1));
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2, self->T - top, 0, &all));
 	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(self->mm, 3, top, 0, &p));
@@ -1020,8 +1059,11 @@ TEST_F(lib, nonblock)
 	struct memmgr *nb;
 	void *p;
 
-	EXPECT_EQ(-EINVAL, memmgr_open(&nb, 1U << 1));
-	ASSERT_EQ(0, memmgr_open(&nb, MEMMGR_OPEN_NONBLOCK));
+	EXPECT_EQ(-EINVAL, memmgr_open(&nb, 1U << 2));
+	EXPECT_EQ(-EINVAL, memmgr_open(&nb, 1U << 31));
+	ASSERT_EQ(0, memmgr_open(&nb, MEMMGR_OPEN_NONBLOCK |
+					variant->open_flags));
+	EXPECT_EQ(variant->features, memmgr_features(nb));
 	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, self->T, 0, &p));
 	EXPECT_EQ(-EAGAIN, memmgr_alloc_exec(nb, 1, 16, MEMMGR_WAIT_FOREVER,
 					     &p));
@@ -1174,7 +1216,7 @@ TEST_F(lib, close_frees_everything)
 	struct memmgr *mm2;
 	void *p;
 
-	ASSERT_EQ(0, memmgr_open(&mm2, 0));
+	ASSERT_EQ(0, memmgr_open(&mm2, variant->open_flags));
 	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 1, 3 * self->pg, 0, &p));
 	memset(p, 1, 3 * self->pg);
 	ASSERT_EQ(0, memmgr_alloc_exec(mm2, 1, 16, 0, &p));
@@ -1621,6 +1663,833 @@ TEST_F_TIMEOUT(lib, release_race_reused_offset, 120)
 	free(r);
 }
 
+/* Issue 12's interface: pins by handle, batches, retag, tags, figures. */
+
+/* MEMMGR_IOC_LOOKUP of page id @tag on @mm's open file. */
+static int kernel_lookup(struct memmgr *mm, uint64_t tag,
+			 struct memmgr_lookup *l)
+{
+	*l = (struct memmgr_lookup){ .tag = tag };
+	return ioctl(memmgr_fd(mm), MEMMGR_IOC_LOOKUP, l) ? -errno : 0;
+}
+
+static uint64_t pinned(struct memmgr *mm)
+{
+	return stats(mm).kernel.pool[ST].pinned;
+}
+
+/*
+ * Pins by handle and by page id count together, with the kernel's ioctls
+ * too, and the kernel's pinned figure follows each exactly.
+ */
+TEST_F(lib, pin_by_handle)
+{
+	struct memmgr_lookup l;
+	void *p, *e, *q;
+	uint64_t h, hq;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 3, 2 * self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	h = memmgr_handle(self->mm, p);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, kernel_lookup(self->mm, 3, &l));
+	EXPECT_EQ(l.handle, h);
+	/* Only a storage buffer's own pointer has a handle. */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 2 * self->pg, 0, &e));
+	EXPECT_EQ(0, memmgr_handle(self->mm, e));
+	EXPECT_EQ(0, memmgr_handle(self->mm, (char *)p + self->pg));
+	EXPECT_EQ(0, memmgr_handle(self->mm, NULL));
+
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(0, memmgr_pin(self->mm, 3));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(0, memmgr_unpin(self->mm, 3));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(-EINVAL, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(-EINVAL, memmgr_unpin(self->mm, 3));
+	/* The ioctls count the same pins. */
+	EXPECT_EQ(0, memmgr_pin_ioctl(self->mm, h));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(0, memmgr_unpin_ioctl(self->mm, h));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(-EINVAL, memmgr_unpin_ioctl(self->mm, h));
+
+	/* Allocated pinned: one pin, which the handle drops. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 4, self->pg, 0, 0, &q));
+	hq = memmgr_handle(self->mm, q);
+	EXPECT_NE(h, hq);
+	EXPECT_EQ(self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, hq));
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(-EINVAL, memmgr_unpin_handle(self->mm, hq));
+}
+
+/*
+ * A freed buffer's handle pins nothing, not even the buffer that took its
+ * range next (at the same address in the window), which reads as zeros.
+ */
+TEST_F(lib, stale_handle)
+{
+	uint64_t h, h2;
+	void *p, *q;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &p));
+	h = memmgr_handle(self->mm, p);
+	memset(p, 0xaa, self->pg);
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(0, memmgr_handle(self->mm, p));
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(-ENOENT, memmgr_unpin_handle(self->mm, h));
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &q));
+	if (variant->fast)
+		EXPECT_EQ(p, q);
+	EXPECT_TRUE(all_bytes(q, self->pg, 0));
+	h2 = memmgr_handle(self->mm, q);
+	ASSERT_NE(0, h2);
+	EXPECT_NE(h, h2);
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h2));
+	EXPECT_EQ(self->pg, pinned(self->mm));
+	EXPECT_EQ(-ENOENT, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h2));
+	EXPECT_EQ(0, pinned(self->mm));
+	/* Handles that were never a buffer's. */
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, 0));
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, h2 ^ (1ULL << 63)));
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, h2 | 0xffffffffULL));
+	EXPECT_EQ(-ENOENT, memmgr_unpin_handle(self->mm, h2 | 0xffffffffULL));
+	EXPECT_EQ(0, pinned(self->mm));
+}
+
+/*
+ * Storage full of two unpinned buffers, A pinned by handle: a request of
+ * B's size evicts B and not A, whose bytes stay; unpinned, A goes next.
+ */
+TEST_F(lib, pinned_buffer_survives_eviction)
+{
+	uint64_t a = self->S / 2 & ~(self->pg - 1), b = self->S - a, ha, hb;
+	struct memmgr_lib_stats st;
+	void *pa, *pb, *pc, *pd;
+
+	ASSERT_LT(0, a);
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, a, 0,
+					  MEMMGR_ALLOC_UNPINNED, &pa));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, b, 0,
+					  MEMMGR_ALLOC_UNPINNED, &pb));
+	ha = memmgr_handle(self->mm, pa);
+	hb = memmgr_handle(self->mm, pb);
+	ASSERT_EQ(0, memmgr_pin_handle(self->mm, ha));
+	memset(pa, 0x5a, a);
+	EXPECT_EQ(a, pinned(self->mm));
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 3, b, 0, 0, &pc));
+	st = stats(self->mm);
+	EXPECT_EQ(1, DELTA(st, ST, evictions));
+	EXPECT_EQ(b, DELTA(st, ST, evicted_bytes));
+	EXPECT_EQ(a + b, st.kernel.pool[ST].pinned);
+	EXPECT_EQ(self->S, st.kernel.pool[ST].used);
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 1, NULL, NULL));
+	EXPECT_TRUE(all_bytes(pa, a, 0x5a));
+	EXPECT_EQ(-ESTALE, memmgr_lookup_page(self->mm, 2, NULL, NULL));
+	EXPECT_EQ(-ESTALE, memmgr_pin_handle(self->mm, hb));
+	EXPECT_EQ(-ESTALE, memmgr_unpin_handle(self->mm, hb));
+	EXPECT_EQ(hb, memmgr_handle(self->mm, pb));
+
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, ha));
+	EXPECT_EQ(b, pinned(self->mm));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 4, a, 0, 0, &pd));
+	st = stats(self->mm);
+	EXPECT_EQ(2, DELTA(st, ST, evictions));
+	EXPECT_EQ(a + b, DELTA(st, ST, evicted_bytes));
+	EXPECT_EQ(a + b, st.kernel.pool[ST].pinned);
+	EXPECT_EQ(-ESTALE, memmgr_lookup_page(self->mm, 1, NULL, NULL));
+	EXPECT_EQ(-ESTALE, memmgr_pin_handle(self->mm, ha));
+	/* Freed, an evicted buffer's handle is no one's. */
+	ASSERT_EQ(0, memmgr_free(self->mm, pa));
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, ha));
+	EXPECT_EQ(-ESTALE, memmgr_pin_handle(self->mm, hb));
+}
+
+/* A batch of three and back; nothing to do; bad arguments do nothing. */
+TEST_F(lib, batch_alloc_free)
+{
+	uint64_t ids[3] = { 21, 22, 23 }, handles[3];
+	size_t sizes[3] = { self->pg, 2 * self->pg + 1, 1 };
+	struct memmgr_lib_stats st;
+	size_t done = 99, size;
+	unsigned char *p[3];
+	void *mix[5], *q;
+	int i;
+
+	ASSERT_EQ(0, memmgr_alloc_storage_many(self->mm, 3, ids, sizes, 0, 0,
+					       (void **)p, handles, &done));
+	EXPECT_EQ(3, done);
+	st = stats(self->mm);
+	EXPECT_EQ(5 * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(5 * self->pg, st.kernel.pool[ST].pinned);
+	EXPECT_EQ(3, DELTA(st, ST, allocs));
+	EXPECT_EQ(3 * self->pg + 2, st.requested[ST]);
+	EXPECT_EQ(5 * self->pg, st.charged[ST]);
+	EXPECT_EQ(3, st.buffers[ST]);
+	for (i = 0; i < 3; i++) {
+		size = (sizes[i] + self->pg - 1) & ~(self->pg - 1);
+		EXPECT_EQ(0, (uintptr_t)p[i] % self->pg);
+		EXPECT_TRUE(all_bytes(p[i], size, 0));
+		memset(p[i], i + 1, size);
+		EXPECT_EQ(handles[i], memmgr_handle(self->mm, p[i]));
+		ASSERT_EQ(0, memmgr_lookup_page(self->mm, ids[i], &q, &size));
+		EXPECT_EQ(p[i], q);
+	}
+	for (i = 0; i < 3; i++)
+		EXPECT_TRUE(all_bytes(p[i], self->pg, i + 1));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, handles[1]));
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+	done = 99;
+	ASSERT_EQ(0, memmgr_free_many(self->mm, 3, (void **)p, &done));
+	EXPECT_EQ(3, done);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[ST].used);
+	EXPECT_EQ(3, DELTA(st, ST, frees));
+	EXPECT_LIB_IDLE(st);
+
+	/* Unpinned from the start. */
+	ASSERT_EQ(0, memmgr_alloc_storage_many(self->mm, 3, ids, sizes, 0,
+					       MEMMGR_ALLOC_UNPINNED,
+					       (void **)p, NULL, &done));
+	EXPECT_EQ(3, done);
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(5 * self->pg, used(self->mm, ST));
+	/* Nothing to do. */
+	done = 99;
+	EXPECT_EQ(0, memmgr_alloc_storage_many(self->mm, 0, NULL, NULL, 0, 0,
+					       NULL, NULL, &done));
+	EXPECT_EQ(0, done);
+	done = 99;
+	EXPECT_EQ(0, memmgr_free_many(self->mm, 0, NULL, &done));
+	EXPECT_EQ(0, done);
+	/* Bad arguments: nothing done, nothing asked of the kernel. */
+	done = 99;
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage_many(self->mm, 3, ids, sizes,
+						     0, 2, (void **)p, NULL,
+						     &done));
+	EXPECT_EQ(0, done);
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage_many(self->mm, 3, ids, sizes,
+						     -2, 0, (void **)p, NULL,
+						     &done));
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage_many(self->mm, 1, ids, sizes,
+						     0, 0, NULL, NULL, &done));
+	EXPECT_EQ(3, DELTA(stats(self->mm), ST, allocs) -
+		     DELTA(stats(self->mm), ST, frees));
+
+	/* Any memory of the handle: a small object, a buffer, NULL... */
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 100, 0, &mix[0]));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 2 * self->pg, 0, &mix[1]));
+	mix[2] = NULL;
+	mix[3] = p[0];
+	mix[4] = p[2];
+	done = 99;
+	ASSERT_EQ(0, memmgr_free_many(self->mm, 5, mix, &done));
+	EXPECT_EQ(5, done);
+	st = stats(self->mm);
+	EXPECT_EQ(3 * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(1, st.buffers[ST]);
+	EXPECT_EQ(0, st.small_objects);
+	EXPECT_EQ(self->pg, st.small_retained);
+	EXPECT_EQ(self->pg, st.kernel.pool[EX].used);
+	EXPECT_EQ(1, st.buffers[EX]);
+	EXPECT_EQ(1, DELTA(st, EX, frees));
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 22, NULL, NULL));
+}
+
+/* A batch stops at its first failing entry: before it done, after not. */
+TEST_F(lib, batch_stops_at_failure)
+{
+	uint64_t ids[3] = { 10, 5, 12 }, handles[3] = { 77, 77, 77 };
+	size_t sizes[3] = { self->pg, self->pg, self->pg }, done = 99;
+	void *p[3] = { NULL, (void *)1, (void *)1 }, *p5, *p13, *q;
+	uint64_t ids2[2] = { 13, 14 }, ids3[2] = { 30, 31 };
+	size_t sizes2[2] = { self->pg, 0 };
+	size_t sizes3[2] = { self->S - 4 * self->pg, 2 * self->pg };
+	struct memmgr_lib_stats st;
+	void *f[4], *p30[2];
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 5, self->pg, 0, 0, &p5));
+	EXPECT_EQ(-EEXIST, memmgr_alloc_storage_many(self->mm, 3, ids, sizes,
+						     0, 0, p, handles, &done));
+	EXPECT_EQ(1, done);
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 10, &q, NULL));
+	EXPECT_EQ(p[0], q);
+	EXPECT_EQ(handles[0], memmgr_handle(self->mm, p[0]));
+	EXPECT_EQ((void *)1, p[1]);
+	EXPECT_EQ((void *)1, p[2]);
+	EXPECT_EQ(77, handles[1]);
+	EXPECT_EQ(77, handles[2]);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 12, NULL, NULL));
+	st = stats(self->mm);
+	EXPECT_EQ(2 * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(2, DELTA(st, ST, allocs));
+	EXPECT_EQ(2, st.buffers[ST]);
+
+	/* An entry the kernel finds bad: size 0. */
+	EXPECT_EQ(-EINVAL, memmgr_alloc_storage_many(self->mm, 2, ids2, sizes2,
+						     0, 0, p, NULL, &done));
+	EXPECT_EQ(1, done);
+	p13 = p[0];
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 13, NULL, NULL));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 14, NULL, NULL));
+
+	/* Declined at once: storage full, nothing evictable (3 pages held). */
+	EXPECT_EQ(-EAGAIN, memmgr_alloc_storage_many(self->mm, 2, ids3,
+						     sizes3, 0, 0, p30, NULL,
+						     &done));
+	EXPECT_EQ(1, done);
+	st = stats(self->mm);
+	EXPECT_EQ(self->S - self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(1, DELTA(st, ST, declined));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 31, NULL, NULL));
+
+	/* Frees stop at a pointer that is not the handle's... */
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 10, &f[0], NULL));
+	f[1] = &done;
+	f[2] = p5;
+	f[3] = NULL;
+	EXPECT_EQ(-EINVAL, memmgr_free_many(self->mm, 4, f, &done));
+	EXPECT_EQ(1, done);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 10, NULL, NULL));
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 5, NULL, NULL));
+	/* ...and at one given twice. */
+	f[0] = p5;
+	f[1] = p5;
+	EXPECT_EQ(-EINVAL, memmgr_free_many(self->mm, 2, f, &done));
+	EXPECT_EQ(1, done);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 5, NULL, NULL));
+	f[0] = p13;
+	f[1] = p30[0];
+	ASSERT_EQ(0, memmgr_free_many(self->mm, 2, f, &done));
+	EXPECT_EQ(2, done);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[ST].used);
+	EXPECT_EQ(DELTA(st, ST, allocs), DELTA(st, ST, frees));
+	EXPECT_LIB_IDLE(st);
+}
+
+/*
+ * More entries than one call takes: MEMMGR_BATCH_MAX + 6, the second call
+ * stopped by a page id the first one took, then the rest.
+ */
+TEST_F(lib, batch_many_calls)
+{
+	size_t n = MEMMGR_BATCH_MAX + 6, stop = MEMMGR_BATCH_MAX + 2, i;
+	struct memmgr_lib_stats st;
+	uint64_t *ids, *handles;
+	size_t *sizes, done;
+	unsigned char **p;
+	void *q;
+
+	ASSERT_LE(n * self->pg, self->S);
+	ids = calloc(n, sizeof(*ids));
+	handles = calloc(n, sizeof(*handles));
+	sizes = calloc(n, sizeof(*sizes));
+	p = calloc(n, sizeof(*p));
+	ASSERT_TRUE(ids && handles && sizes && p);
+	for (i = 0; i < n; i++) {
+		ids[i] = 1000 + i;
+		sizes[i] = self->pg;
+	}
+	ids[stop] = ids[3];
+	EXPECT_EQ(-EEXIST, memmgr_alloc_storage_many(self->mm, n, ids, sizes,
+						     0, 0, (void **)p, handles,
+						     &done));
+	EXPECT_EQ(stop, done);
+	st = stats(self->mm);
+	EXPECT_EQ(stop * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(stop, DELTA(st, ST, allocs));
+	EXPECT_EQ(stop, st.buffers[ST]);
+	EXPECT_EQ(NULL, p[stop]);
+	EXPECT_EQ(0, handles[stop]);
+
+	ids[stop] = 1000 + n;
+	ASSERT_EQ(0, memmgr_alloc_storage_many(self->mm, n - stop, ids + stop,
+					       sizes + stop, 0, 0,
+					       (void **)p + stop,
+					       handles + stop, &done));
+	EXPECT_EQ(n - stop, done);
+	for (i = 0; i < n; i++)
+		*(uint64_t *)p[i] = i + 1;
+	for (i = 0; i < n; i++) {
+		if (*(uint64_t *)p[i] != i + 1 ||
+		    memmgr_lookup_page(self->mm, ids[i], &q, NULL) ||
+		    q != p[i] || memmgr_handle(self->mm, p[i]) != handles[i])
+			break;
+	}
+	EXPECT_EQ(n, i);
+	st = stats(self->mm);
+	EXPECT_EQ(n * self->pg, st.kernel.pool[ST].used);
+	EXPECT_EQ(n * self->pg, st.kernel.pool[ST].pinned);
+	EXPECT_EQ(n, st.buffers[ST]);
+
+	ASSERT_EQ(0, memmgr_free_many(self->mm, n, (void **)p, &done));
+	EXPECT_EQ(n, done);
+	st = stats(self->mm);
+	EXPECT_EQ(0, st.kernel.pool[ST].used);
+	EXPECT_EQ(n, DELTA(st, ST, frees));
+	EXPECT_LIB_IDLE(st);
+	free(p);
+	free(sizes);
+	free(handles);
+	free(ids);
+}
+
+/*
+ * A new page id for a buffer: same pointer, handle, pins and bytes; the
+ * old id free at once; eviction notices name the new one.
+ */
+TEST_F(lib, retag)
+{
+	uint64_t h, freed = 0, id = memmgr_tag(1, 5), notes[4] = { 0 };
+	struct memmgr_lookup l;
+	void *p, *q, *r, *u;
+	size_t size = 0;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, 2 * self->pg, 0, 0, &p));
+	memset(p, 0xab, 2 * self->pg);
+	h = memmgr_handle(self->mm, p);
+	ASSERT_EQ(0, memmgr_retag(self->mm, 1, 2));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 1, NULL, NULL));
+	EXPECT_EQ(-ENOENT, kernel_lookup(self->mm, 1, &l));
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 2, &q, &size));
+	EXPECT_EQ(p, q);
+	EXPECT_EQ(2 * self->pg, size);
+	EXPECT_TRUE(all_bytes(p, 2 * self->pg, 0xab));
+	EXPECT_EQ(h, memmgr_handle(self->mm, p));
+	ASSERT_EQ(0, kernel_lookup(self->mm, 2, &l));
+	EXPECT_EQ(h, l.handle);
+	EXPECT_EQ(2 * self->pg, pinned(self->mm));
+
+	/* Page id 1 is free again; 2 is held. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &r));
+	EXPECT_NE(p, r);
+	EXPECT_EQ(-EEXIST, memmgr_retag(self->mm, 1, 2));
+	EXPECT_EQ(-EEXIST, memmgr_alloc_storage(self->mm, 2, 1, 0, 0, &q));
+	EXPECT_EQ(-ENOENT, memmgr_retag(self->mm, 3, 4));
+	EXPECT_EQ(0, memmgr_retag(self->mm, 2, 2));
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 2, NULL, NULL));
+	ASSERT_EQ(0, memmgr_release_page(self->mm, 2, &freed));
+	EXPECT_EQ(2 * self->pg, freed);
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p));
+	EXPECT_EQ(0, memmgr_lookup_page(self->mm, 1, &q, NULL));
+	EXPECT_EQ(r, q);
+
+	/* Evicted under its new page id. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 5, self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &u));
+	ASSERT_EQ(0, memmgr_retag(self->mm, 5, id));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 6, self->S - self->pg, 0,
+					  0, &q));
+	EXPECT_EQ(1, memmgr_evicted(self->mm, notes, 4, NULL));
+	EXPECT_EQ(id, notes[0]);
+	EXPECT_EQ(-ESTALE, memmgr_lookup_page(self->mm, id, &q, NULL));
+	EXPECT_EQ(u, q);
+	EXPECT_EQ(-ESTALE, memmgr_retag(self->mm, id, 7));
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 7, NULL, NULL));
+}
+
+/* Page ids of several caches in one handle: memmgr_tag()'s layout. */
+TEST_F(lib, tag_layout)
+{
+	void *p1, *p2, *q;
+
+	EXPECT_EQ(0x0001000000000005ULL, memmgr_tag(1, 5));
+	EXPECT_EQ(0x0002000000000005ULL, memmgr_tag(2, 5));
+	EXPECT_EQ(0x0000123456789abcULL, memmgr_tag(0, 0x123456789abcULL));
+	EXPECT_EQ(~0ULL, memmgr_tag(0xffff, ~0ULL));
+	/* A key's bits above 48 are not kept. */
+	EXPECT_EQ(0x0003000000000007ULL, memmgr_tag(3, 0xabcd000000000007ULL));
+	EXPECT_EQ(memmgr_tag(3, 7), memmgr_tag(3, 0xabcd000000000007ULL));
+
+	/* Two caches, one key: two buffers. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, memmgr_tag(1, 5), 1, 0, 0,
+					  &p1));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, memmgr_tag(2, 5), 1, 0, 0,
+					  &p2));
+	EXPECT_NE(p1, p2);
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, memmgr_tag(1, 5), &q, NULL));
+	EXPECT_EQ(p1, q);
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, memmgr_tag(2, 5), &q, NULL));
+	EXPECT_EQ(p2, q);
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 5, NULL, NULL));
+	EXPECT_EQ(2 * self->pg, used(self->mm, ST));
+}
+
+/* memmgr_figures() says what STATS says, worked out here too. */
+TEST_F(lib, figures_equal_stats)
+{
+	struct memmgr_figures f;
+	struct memmgr_stats st;
+	void *e, *s1, *s2;
+	int p;
+
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 3 * self->pg, 0, &e));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->S, 0,
+					  MEMMGR_ALLOC_UNPINNED, &s1));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->pg, 0, 0, &s2));
+	memset(&f, 0xff, sizeof(f));
+	ASSERT_EQ(0, memmgr_figures(self->mm, &f));
+	st = stats(self->mm).kernel;
+	EXPECT_EQ(0, f.seq % 2);
+	if (!variant->fast)
+		EXPECT_EQ(0, f.seq);
+	EXPECT_EQ(self->pg, f.page_size);
+	EXPECT_EQ(self->T, f.total);
+	EXPECT_EQ(self->T - 4 * self->pg, f.free);
+	EXPECT_EQ(self->S, f.pool[ST].quota);
+	EXPECT_EQ(self->E, f.pool[EX].quota);
+	EXPECT_EQ(self->pg, f.pool[ST].used);
+	EXPECT_EQ(3 * self->pg, f.pool[EX].used);
+	EXPECT_EQ(1, f.pool[ST].evictions -
+		     self->st0.kernel.pool[ST].evictions);
+	EXPECT_EQ(self->S, f.pool[ST].evicted_bytes -
+			   self->st0.kernel.pool[ST].evicted_bytes);
+	EXPECT_EQ(st.page_size, f.page_size);
+	EXPECT_EQ(st.total, f.total);
+	EXPECT_EQ(st.free, f.free);
+	for (p = 0; p < MEMMGR_NR_POOLS; p++) {
+		EXPECT_EQ(st.pool[p].quota, f.pool[p].quota);
+		EXPECT_EQ(st.pool[p].used, f.pool[p].used);
+		EXPECT_EQ(st.pool[p].evictions, f.pool[p].evictions);
+		EXPECT_EQ(st.pool[p].evicted_bytes, f.pool[p].evicted_bytes);
+	}
+	/* They follow: a free shows at once. */
+	ASSERT_EQ(0, memmgr_free(self->mm, e));
+	ASSERT_EQ(0, memmgr_figures(self->mm, &f));
+	EXPECT_EQ(0, f.pool[EX].used);
+	EXPECT_EQ(self->T - self->pg, f.free);
+}
+
+/*
+ * A buffer freed behind the library's back (MEMMGR_IOC_FREE on its fd):
+ * the kernel hands its page id, or its address in the window, out again,
+ * and the library forgets the stale entry instead of keeping two.
+ */
+TEST_F(lib, freed_behind_the_back)
+{
+	struct memmgr_buf b = { 0 };
+	void *p, *q, *r;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &p));
+	b.handle = memmgr_handle(self->mm, p);
+	ASSERT_EQ(0, ioctl(memmgr_fd(self->mm), MEMMGR_IOC_FREE, &b));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &q));
+	if (variant->fast)
+		EXPECT_EQ(p, q);
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 1, &r, NULL));
+	EXPECT_EQ(q, r);
+	EXPECT_EQ(1, stats(self->mm).buffers[ST]);
+	EXPECT_EQ(self->pg, stats(self->mm).charged[ST]);
+	ASSERT_EQ(0, memmgr_free(self->mm, q));
+	EXPECT_EQ(-EINVAL, memmgr_free(self->mm, p));
+	EXPECT_LIB_IDLE(stats(self->mm));
+
+	/* Another page id at the same offset. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->pg, 0, 0, &p));
+	b.handle = memmgr_handle(self->mm, p);
+	ASSERT_EQ(0, ioctl(memmgr_fd(self->mm), MEMMGR_IOC_FREE, &b));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 3, self->pg, 0, 0, &q));
+	if (variant->fast) {
+		EXPECT_EQ(p, q);
+		EXPECT_EQ(1, stats(self->mm).buffers[ST]);
+	}
+	EXPECT_EQ(-ENOENT, memmgr_lookup_page(self->mm, 2, NULL, NULL));
+	ASSERT_EQ(0, memmgr_lookup_page(self->mm, 3, &r, NULL));
+	EXPECT_EQ(q, r);
+	ASSERT_EQ(0, memmgr_free(self->mm, q));
+	/* Without the window, the stale entry went when freed. */
+	EXPECT_EQ(variant->fast ? -EINVAL : 0, memmgr_free(self->mm, p));
+	EXPECT_LIB_IDLE(stats(self->mm));
+	EXPECT_EQ(0, used(self->mm, ST));
+}
+
+/* What only a handle with the window and the state area does. */
+FIXTURE(fast) {
+	struct memmgr *mm;
+	struct memmgr_fast *f;	/* the state area, for a look at words */
+	uint64_t pg, T, S;
+};
+
+FIXTURE_SETUP(fast)
+{
+	struct memmgr_stats st;
+	int ret;
+
+	ret = memmgr_open(&self->mm, 0);
+	if (ret == -ENODEV)
+		SKIP(return, "memmgr.ko is not loaded");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(ALL_FEATURES, memmgr_features(self->mm));
+	self->f = (struct memmgr_fast *)(void *)self->mm;
+	ASSERT_NE(NULL, self->f->state);
+	st = stats(self->mm).kernel;
+	self->pg = st.page_size;
+	self->T = st.total;
+	self->S = st.pool[ST].quota;
+	ASSERT_EQ(0, st.pool[ST].used);
+	ASSERT_EQ(0, st.pool[EX].used);
+	/* No word is backed before the first storage buffer. */
+	EXPECT_EQ(0, self->f->nr_words);
+}
+
+FIXTURE_TEARDOWN(fast)
+{
+	memmgr_close(self->mm);
+}
+
+struct nosys {
+	struct memmgr *mm, *legacy;
+	uint64_t h;
+	int filter, pin, pin_id, unpin, figures, lookup, legacy_pin;
+	int legacy_figures;
+	struct memmgr_figures f;
+};
+
+/* What an ioctl() fails with under no_ioctl(): no memmgr call says it. */
+#define NO_IOCTL	EDOM
+
+/* In this thread from now on, every ioctl() fails with NO_IOCTL. */
+static int no_ioctl(void)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | NO_IOCTL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = ARRAY_SIZE(insns), .filter = insns,
+	};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) ? -errno : 0;
+}
+
+static void *nosys_thread(void *arg)
+{
+	struct memmgr_figures f;
+	struct nosys *n = arg;
+
+	n->filter = no_ioctl();
+	if (n->filter)
+		return NULL;
+	n->pin = memmgr_pin_handle(n->mm, n->h);
+	n->pin_id = memmgr_pin(n->mm, 1);
+	n->unpin = memmgr_unpin_handle(n->mm, n->h);
+	n->figures = memmgr_figures(n->mm, &n->f);
+	/* What still makes a system call fails: the filter works. */
+	n->lookup = memmgr_lookup_page(n->mm, 1, NULL, NULL);
+	n->legacy_pin = memmgr_pin(n->legacy, 1);
+	n->legacy_figures = memmgr_figures(n->legacy, &f);
+	return NULL;
+}
+
+/*
+ * Pins, unpins and figures make no system call: a thread whose every
+ * ioctl() fails (seccomp) does them all, while a legacy handle's fail.
+ */
+TEST_F(fast, no_system_calls)
+{
+	struct nosys n = { .mm = self->mm };
+	struct memmgr_stats st;
+	pthread_t thread;
+	void *p, *q;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, 2 * self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	n.h = memmgr_handle(self->mm, p);
+	ASSERT_EQ(0, memmgr_open(&n.legacy, MEMMGR_OPEN_NO_FAST));
+	ASSERT_EQ(0, memmgr_alloc_storage(n.legacy, 1, self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &q));
+	EXPECT_EQ(0, pinned(self->mm));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, nosys_thread, &n));
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	ASSERT_EQ(0, n.filter);
+	EXPECT_EQ(0, n.pin);
+	EXPECT_EQ(0, n.pin_id);
+	EXPECT_EQ(0, n.unpin);
+	EXPECT_EQ(0, n.figures);
+	EXPECT_EQ(-NO_IOCTL, n.lookup);
+	EXPECT_EQ(-NO_IOCTL, n.legacy_pin);
+	EXPECT_EQ(-NO_IOCTL, n.legacy_figures);
+	/* Two pins and one unpin: the kernel counts the one left. */
+	st = stats(self->mm).kernel;
+	EXPECT_EQ(2 * self->pg, st.pool[ST].pinned);
+	EXPECT_EQ(st.total, n.f.total);
+	EXPECT_EQ(3 * self->pg, n.f.pool[ST].used);
+	EXPECT_EQ(self->T - 3 * self->pg, n.f.free);
+	EXPECT_EQ(0, memmgr_unpin(self->mm, 1));
+	EXPECT_EQ(0, pinned(self->mm));
+	memmgr_close(n.legacy);
+}
+
+/* The word of a buffer through its life, as uapi/linux/memmgr.h says. */
+TEST_F(fast, state_words)
+{
+	const uint64_t used_bit = MEMMGR_STATE_USED;
+	const uint64_t parked = MEMMGR_STATE_PARKED;
+	const uint64_t gone = MEMMGR_STATE_GONE;
+	const uint64_t freed = MEMMGR_STATE_FREED;
+	struct memmgr_lookup l;
+	uint64_t h, gen, *w;
+	void *p, *big;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &p));
+	h = memmgr_handle(self->mm, p);
+	gen = h & ~0xffffffffULL;
+	ASSERT_EQ(0, kernel_lookup(self->mm, 1, &l));
+	EXPECT_EQ(0, l.offset);
+	/* The handle names its word (memmgr_state_word()). */
+	EXPECT_EQ(l.offset / self->pg + 1, h & 0xffffffff);
+	/* Words up to this buffer's may be read now; one past it may not. */
+	EXPECT_EQ(1, self->f->nr_words);
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, gen | 2));
+	w = &self->f->state[l.offset / self->pg];
+	EXPECT_EQ(gen | 1, *w);
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(gen, *w);
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(gen | used_bit | 1, *w);
+	EXPECT_EQ(0, memmgr_pin(self->mm, 1));
+	EXPECT_EQ(gen | used_bit | 2, *w);
+	EXPECT_EQ(0, memmgr_unpin(self->mm, 1));
+	EXPECT_EQ(gen | used_bit | 1, *w);
+	/* The ioctl parks it: the last unpin goes through the kernel then. */
+	EXPECT_EQ(0, memmgr_pin_ioctl(self->mm, h));
+	EXPECT_EQ(gen | used_bit | parked | 2, *w);
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(gen | used_bit | parked | 1, *w);
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(gen | used_bit, *w);
+	EXPECT_EQ(0, pinned(self->mm));
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(gen | gone | freed, *w);
+
+	/* The next buffer there: its own generation, evicted, freed. */
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->pg, 0,
+					  MEMMGR_ALLOC_UNPINNED, &p));
+	h = memmgr_handle(self->mm, p);
+	EXPECT_NE(gen, h & ~0xffffffffULL);
+	gen = h & ~0xffffffffULL;
+	EXPECT_EQ(gen, *w);
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 3, self->S, 0, 0, &big));
+	EXPECT_EQ(gen | gone, *w);
+	EXPECT_EQ(-ESTALE, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(gen | gone, *w);
+	ASSERT_EQ(0, memmgr_free(self->mm, p));
+	EXPECT_EQ(gen | gone | freed, *w);
+	EXPECT_EQ(-ENOENT, memmgr_pin_handle(self->mm, h));
+}
+
+/* MEMMGR_STATE_PINS pins at most; the kernel counts them as pinned. */
+TEST_F(fast, pins_overflow)
+{
+	const uint64_t max = MEMMGR_STATE_PINS, used_bit = MEMMGR_STATE_USED;
+	uint64_t h, gen, *w, old;
+	void *p;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, self->pg, 0, 0, &p));
+	h = memmgr_handle(self->mm, p);
+	gen = h & ~0xffffffffULL;
+	w = memmgr_state_word(self->mm, h);
+	ASSERT_NE(NULL, w);
+	/* MEMMGR_STATE_PINS - 1 pins, as if taken one by one. */
+	old = gen | 1;
+	ASSERT_TRUE(__atomic_compare_exchange_n(w, &old,
+						gen | used_bit | (max - 1),
+						0, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST));
+	EXPECT_EQ(0, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(gen | used_bit | max, *w);
+	EXPECT_EQ(-EOVERFLOW, memmgr_pin_handle(self->mm, h));
+	EXPECT_EQ(-EOVERFLOW, memmgr_pin(self->mm, 1));
+	EXPECT_EQ(-EOVERFLOW, memmgr_pin_ioctl(self->mm, h));
+	EXPECT_EQ(gen | used_bit | max, *w);
+	EXPECT_EQ(self->pg, pinned(self->mm));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(gen | used_bit | (max - 1), *w);
+	/* Back to one pin, then none. */
+	old = gen | used_bit | (max - 1);
+	ASSERT_TRUE(__atomic_compare_exchange_n(w, &old, gen | used_bit | 1,
+						0, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST));
+	EXPECT_EQ(0, memmgr_unpin_handle(self->mm, h));
+	EXPECT_EQ(0, pinned(self->mm));
+	EXPECT_EQ(-EINVAL, memmgr_unpin_handle(self->mm, h));
+}
+
+/* The process's mappings of /dev/memmgr, in /proc/self/maps. */
+static int nr_device_mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memmgr") != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * Every buffer is at window + its offset: no mapping of its own, however
+ * many (storage, execution buffers, chunks of small objects).
+ */
+TEST_F(fast, one_window)
+{
+	struct memmgr_lookup l1, l2;
+	void *p1, *p2, *p;
+	int before, i;
+
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 1, 3 * self->pg, 0, 0,
+					  &p1));
+	ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 2 * self->pg, 0, &p));
+	ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 2, self->pg, 0, 0, &p2));
+	ASSERT_EQ(0, kernel_lookup(self->mm, 1, &l1));
+	ASSERT_EQ(0, kernel_lookup(self->mm, 2, &l2));
+	EXPECT_EQ(0, l1.offset);
+	EXPECT_EQ(5 * self->pg, l2.offset);
+	EXPECT_EQ((intptr_t)(l2.offset - l1.offset), (char *)p2 - (char *)p1);
+	EXPECT_EQ((char *)p1 + 3 * self->pg, p);
+
+	/* The window at least. */
+	before = nr_device_mappings();
+	ASSERT_LE(1, before);
+	for (i = 0; i < 50; i++) {
+		ASSERT_EQ(0, memmgr_alloc_storage(self->mm, 100 + i, self->pg,
+						  0, 0, &p));
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 1, 2 * self->pg, 0,
+					       &p));
+		ASSERT_EQ(0, memmgr_alloc_exec(self->mm, 2 + i, 16, 0, &p));
+	}
+	EXPECT_EQ(before, nr_device_mappings());
+	EXPECT_EQ(54 * self->pg, used(self->mm, ST));
+	EXPECT_EQ(2 * self->pg + 50 * 3 * self->pg, used(self->mm, EX));
+}
+
 /* Enough mappings that the tables grow: each one is still found. */
 TEST_F(lib, many_mappings)
 {
@@ -1661,14 +2530,17 @@ TEST_F(lib, many_mappings)
 	free(p);
 }
 
+/* @arg: the memmgr_open() flags, as a pointer. */
 static void *leak_workload(void *arg)
 {
 	struct memmgr *mm;
 	intptr_t ret = 1;
+	uint64_t ids[3] = { 7, 8, 9 };
+	size_t sizes[3] = { 1, 2, 3 }, done;
 	void *p[300];
 	int i;
 
-	if (memmgr_open(&mm, 0))
+	if (memmgr_open(&mm, (unsigned int)(uintptr_t)arg))
 		return (void *)ret;
 	for (i = 0; i < 300; i++)
 		if (memmgr_alloc_exec(mm, i % 3, 1 + i * 16, 0, &p[i]))
@@ -1679,7 +2551,11 @@ static void *leak_workload(void *arg)
 	if (memmgr_release_exec(mm, 1, NULL) ||
 	    memmgr_alloc_storage(mm, 1, 1, 0, 0, &p[0]) ||
 	    memmgr_alloc_storage(mm, 2, 1, 0, 0, &p[0]) ||
-	    memmgr_release_page(mm, 1, NULL))
+	    memmgr_release_page(mm, 1, NULL) ||
+	    memmgr_alloc_storage_many(mm, 3, ids, sizes, 0, 0, p, NULL,
+				      &done) ||
+	    memmgr_retag(mm, 7, 10) ||
+	    memmgr_free_many(mm, 2, p, &done))
 		goto out_close;
 	ret = 0;
 out_close:
@@ -1687,12 +2563,12 @@ out_close:
 	return (void *)ret;
 }
 
-static void *run_thread(void *(*fn)(void *))
+static void *run_thread(void *(*fn)(void *), void *arg)
 {
 	pthread_t thread;
 	void *ret;
 
-	if (pthread_create(&thread, NULL, fn, NULL) ||
+	if (pthread_create(&thread, NULL, fn, arg) ||
 	    pthread_join(thread, &ret))
 		return (void *)-1;
 	return ret;
@@ -1709,9 +2585,22 @@ TEST(no_leaks)
 {
 	size_t before, after;
 
-	ASSERT_EQ(NULL, run_thread(leak_workload));
+	ASSERT_EQ(NULL, run_thread(leak_workload, NULL));
 	before = mallinfo2().uordblks;
-	ASSERT_EQ(NULL, run_thread(leak_workload));
+	ASSERT_EQ(NULL, run_thread(leak_workload, NULL));
+	after = mallinfo2().uordblks;
+	EXPECT_EQ(before, after);
+}
+
+/* The same without the window, the state area and the figures page. */
+TEST(no_leaks_legacy)
+{
+	void *flags = (void *)(uintptr_t)MEMMGR_OPEN_NO_FAST;
+	size_t before, after;
+
+	ASSERT_EQ(NULL, run_thread(leak_workload, flags));
+	before = mallinfo2().uordblks;
+	ASSERT_EQ(NULL, run_thread(leak_workload, flags));
 	after = mallinfo2().uordblks;
 	EXPECT_EQ(before, after);
 }

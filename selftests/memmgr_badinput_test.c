@@ -14,9 +14,13 @@
  * fails with EFAULT before anything is done.  The number of bad inputs
  * tried is printed after the totals.
  *
+ * The batched calls (ALLOC_MANY, FREE_MANY) fail at their first bad
+ * entry, with the entries before it done: where the test puts a bad entry
+ * after good ones, it works out the change those made to the stats.
+ *
  * Sizes come from what the module reports (page size, total, quotas); the
  * tests need a reserve of at least 64 pages and an otherwise idle device.
- * In all, 1688 bad inputs (each test's comment gives its share).
+ * In all, 2632 bad inputs (each test's comment gives its share).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -108,6 +112,9 @@ static const char *cmd_name(unsigned long cmd)
 	case MEMMGR_IOC_RELEASE: return "RELEASE";
 	case MEMMGR_IOC_STATS:	return "STATS";
 	case MEMMGR_IOC_EVICTED: return "EVICTED";
+	case MEMMGR_IOC_ALLOC_MANY: return "ALLOC_MANY";
+	case MEMMGR_IOC_FREE_MANY: return "FREE_MANY";
+	case MEMMGR_IOC_RETAG:	return "RETAG";
 	}
 	return "?";
 }
@@ -283,7 +290,7 @@ FIXTURE_TEARDOWN(dev)
 }
 
 /*
- * The pointer and command-number checks, for each of the eight commands.
+ * The pointer and command-number checks, for each of the eleven commands.
  * Per command: 1 NULL + 1 unmapped + 1 straddling + 2 kernel addresses +
  * 6 sizes + 3 directions + 5 type codes = 19 bad inputs.
  */
@@ -304,6 +311,9 @@ FIXTURE_VARIANT_ADD(abi, lookup) { .cmd = MEMMGR_IOC_LOOKUP };
 FIXTURE_VARIANT_ADD(abi, release) { .cmd = MEMMGR_IOC_RELEASE };
 FIXTURE_VARIANT_ADD(abi, stats) { .cmd = MEMMGR_IOC_STATS };
 FIXTURE_VARIANT_ADD(abi, evicted) { .cmd = MEMMGR_IOC_EVICTED };
+FIXTURE_VARIANT_ADD(abi, alloc_many) { .cmd = MEMMGR_IOC_ALLOC_MANY };
+FIXTURE_VARIANT_ADD(abi, free_many) { .cmd = MEMMGR_IOC_FREE_MANY };
+FIXTURE_VARIANT_ADD(abi, retag) { .cmd = MEMMGR_IOC_RETAG };
 
 FIXTURE_SETUP(abi)
 {
@@ -431,12 +441,15 @@ struct memmgr_lookup_v1 {
 
 /*
  * Numbers past the last command, in every direction and with every
- * argument size of the ABI, the old LOOKUP's included: 6 x 4 x 8 = 192
- * bad inputs.
+ * argument size of the ABI, the old LOOKUP's included (struct
+ * memmgr_batch has the size of struct memmgr_evicted, struct memmgr_retag
+ * that of the old LOOKUP's): 6 x 4 x 8 = 192 bad inputs.
  */
 TEST_F(dev, unknown_nr_enotty)
 {
-	static const unsigned int nrs[] = { 8, 9, 0x3f, 0x7f, 0x80, 0xff };
+	static const unsigned int nrs[] = {
+		0x0b, 0x0c, 0x3f, 0x7f, 0x80, 0xff,
+	};
 	static const unsigned int dirs[] = {
 		_IOC_NONE, _IOC_READ, _IOC_WRITE, _IOC_READ | _IOC_WRITE,
 	};
@@ -450,7 +463,9 @@ TEST_F(dev, unknown_nr_enotty)
 	unsigned int n, d, s;
 	unsigned long bad;
 
-	ASSERT_EQ(7, _IOC_NR(MEMMGR_IOC_EVICTED));
+	ASSERT_EQ(0x0a, _IOC_NR(MEMMGR_IOC_RETAG));
+	ASSERT_EQ(sizeof(struct memmgr_evicted), sizeof(struct memmgr_batch));
+	ASSERT_EQ(sizeof(struct memmgr_lookup_v1), sizeof(struct memmgr_retag));
 	for (n = 0; n < NR(nrs); n++)
 		for (d = 0; d < NR(dirs); d++)
 			for (s = 0; s < NR(sizes); s++) {
@@ -497,7 +512,18 @@ TEST_F(dev, old_lookup_enotty)
  */
 enum tmpl {
 	ALLOC_ST, ALLOC_EX, FREE_ST, PIN_ST, UNPIN_ST, RELEASE_EX, LOOKUP_ST,
-	EVICTED_NONE,
+	EVICTED_NONE, ALLOC_MANY_ST, ALLOC_MANY_EX, FREE_MANY_ST, RETAG_ST,
+};
+
+/*
+ * A batch and what it points at, in one argument: a field of an entry has
+ * its offset here as a field of the header has.  ALLOC_MANY_ST allocates
+ * a storage page then an exec page, ALLOC_MANY_EX the other way round.
+ */
+struct many_arg {
+	struct memmgr_batch b;
+	struct memmgr_alloc e[2];
+	__u64 h[1];
 };
 
 union arg {
@@ -506,6 +532,8 @@ union arg {
 	struct memmgr_release rel;
 	struct memmgr_lookup lookup;
 	struct memmgr_evicted evicted;
+	struct many_arg many;
+	struct memmgr_retag retag;
 };
 
 FIXTURE(field) {
@@ -672,6 +700,127 @@ FIXTURE_VARIANT_ADD(field, evicted_reserved1) {
 	.err = EINVAL,
 };
 
+#define BATCH_OFF(f)	offsetof(struct many_arg, b.f)
+#define ENTRY_OFF(f)	offsetof(struct many_arg, e[0].f)
+
+static const __u64 bad_counts[] = {
+	MEMMGR_BATCH_MAX + 1, MEMMGR_BATCH_MAX + 2, 0x10000, 0x80000000,
+	0xffffffff,
+};
+
+/* 32 + 4 + 3 = 39 each */
+FIXTURE_VARIANT_ADD(field, alloc_many_flags) {
+	.tmpl = ALLOC_MANY_ST, .off = BATCH_OFF(flags), .width = 4,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_many_reserved0) {
+	.tmpl = ALLOC_MANY_ST, .off = BATCH_OFF(reserved0), .width = 4,
+	.err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, alloc_many_reserved_0) {
+	.tmpl = ALLOC_MANY_ST, .off = BATCH_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_many_reserved_1) {
+	.tmpl = ALLOC_MANY_ST, .off = BATCH_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+/* 5 */
+FIXTURE_VARIANT_ADD(field, alloc_many_count) {
+	.tmpl = ALLOC_MANY_ST, .off = BATCH_OFF(count), .width = 4,
+	.values = bad_counts, .nr_values = NR(bad_counts), .err = EINVAL,
+};
+
+/* 32 + 4 + 3 = 39 each */
+FIXTURE_VARIANT_ADD(field, free_many_flags) {
+	.tmpl = FREE_MANY_ST, .off = BATCH_OFF(flags), .width = 4,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, free_many_reserved0) {
+	.tmpl = FREE_MANY_ST, .off = BATCH_OFF(reserved0), .width = 4,
+	.err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, free_many_reserved_0) {
+	.tmpl = FREE_MANY_ST, .off = BATCH_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, free_many_reserved_1) {
+	.tmpl = FREE_MANY_ST, .off = BATCH_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+/* 5 */
+FIXTURE_VARIANT_ADD(field, free_many_count) {
+	.tmpl = FREE_MANY_ST, .off = BATCH_OFF(count), .width = 4,
+	.values = bad_counts, .nr_values = NR(bad_counts), .err = EINVAL,
+};
+
+/*
+ * The first entry of an ALLOC_MANY, checked as its ALLOC would be: done 0,
+ * neither entry done.  31 + 4 + 3 = 38 (storage), 32 + 4 + 3 = 39 (exec).
+ */
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_flags_storage) {
+	.tmpl = ALLOC_MANY_ST, .off = ENTRY_OFF(flags), .width = 4,
+	.first_bit = 1, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_flags_exec) {
+	.tmpl = ALLOC_MANY_EX, .off = ENTRY_OFF(flags), .width = 4,
+	.first_bit = 0, .err = EINVAL,
+};
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_reserved0) {
+	.tmpl = ALLOC_MANY_ST, .off = ENTRY_OFF(reserved[0]), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_reserved1) {
+	.tmpl = ALLOC_MANY_EX, .off = ENTRY_OFF(reserved[1]), .width = 8,
+	.err = EINVAL,
+};
+
+/* 6 */
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_pool) {
+	.tmpl = ALLOC_MANY_ST, .off = ENTRY_OFF(pool), .width = 4,
+	.values = bad_pools, .nr_values = NR(bad_pools), .err = EINVAL,
+};
+
+/* 1 */
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_size0) {
+	.tmpl = ALLOC_MANY_ST, .off = ENTRY_OFF(size), .width = 8,
+	.values = zero_size, .nr_values = 1, .err = EINVAL,
+};
+
+/* 6 */
+FIXTURE_VARIANT_ADD(field, alloc_many_entry_timeout) {
+	.tmpl = ALLOC_MANY_EX, .off = ENTRY_OFF(timeout_ms), .width = 8,
+	.values = bad_timeouts, .nr_values = NR(bad_timeouts),
+	.err = EINVAL,
+};
+
+#define RETAG_OFF(f)	offsetof(struct memmgr_retag, f)
+
+/* 64 + 8 + 3 = 75 each */
+FIXTURE_VARIANT_ADD(field, retag_flags) {
+	.tmpl = RETAG_ST, .off = RETAG_OFF(flags), .width = 8,
+	.err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(field, retag_reserved) {
+	.tmpl = RETAG_ST, .off = RETAG_OFF(reserved), .width = 8,
+	.err = EINVAL,
+};
+
 FIXTURE_SETUP(field)
 {
 	self->d.fd = -1;
@@ -716,6 +865,26 @@ static unsigned long tmpl_build(const struct base *d, enum tmpl t,
 		a->evicted.tags = (uintptr_t)d->rw;
 		a->evicted.count = 1;
 		return MEMMGR_IOC_EVICTED;
+	case ALLOC_MANY_ST:
+	case ALLOC_MANY_EX:
+		a->many.b.entries = (uintptr_t)a->many.e;
+		a->many.b.count = 2;
+		a->many.e[0].pool = t == ALLOC_MANY_ST ? ST : EX;
+		a->many.e[1].pool = t == ALLOC_MANY_ST ? EX : ST;
+		a->many.e[0].size = d->pg;
+		a->many.e[1].size = d->pg;
+		a->many.e[0].tag = 100;
+		a->many.e[1].tag = 101;
+		return MEMMGR_IOC_ALLOC_MANY;
+	case FREE_MANY_ST:
+		a->many.b.entries = (uintptr_t)a->many.h;
+		a->many.b.count = 1;
+		a->many.h[0] = d->st.handle;
+		return MEMMGR_IOC_FREE_MANY;
+	case RETAG_ST:
+		a->retag.handle = d->st.handle;
+		a->retag.tag = 100;
+		return MEMMGR_IOC_RETAG;
 	}
 	return 0;
 }
@@ -767,6 +936,14 @@ TEST_F(field, rejected)
 		BAD(d->fd, variant->err, ioctl(d->fd, cmd, &a),
 		    "%s with %#llx at byte %zu", cmd_name(cmd),
 		    (unsigned long long)values[i], variant->off);
+		/* A batch: no entry done, none written. */
+		if (cmd == MEMMGR_IOC_ALLOC_MANY ||
+		    cmd == MEMMGR_IOC_FREE_MANY) {
+			EXPECT_EQ(0, a.many.b.done);
+			EXPECT_EQ(0, a.many.e[0].handle);
+			EXPECT_EQ(0, a.many.e[1].handle);
+			EXPECT_EQ(0, a.many.e[1].granted);
+		}
 	}
 	/* The request as it is works: the errors came from the field. */
 	cmd = tmpl_build(d, variant->tmpl, &a);
@@ -783,6 +960,19 @@ TEST_F(field, rejected)
 	if (cmd == MEMMGR_IOC_EVICTED) {
 		EXPECT_EQ(0, a.evicted.count);
 		EXPECT_EQ(0, a.evicted.pending);
+	}
+	if (cmd == MEMMGR_IOC_ALLOC_MANY) {
+		EXPECT_EQ(2, a.many.b.done);
+		EXPECT_EQ(d->pg, a.many.e[0].granted);
+		EXPECT_EQ(d->pg, a.many.e[1].granted);
+	}
+	if (cmd == MEMMGR_IOC_FREE_MANY) {
+		EXPECT_EQ(1, a.many.b.done);
+		EXPECT_EQ(-ENOENT, mm_lookup(d->fd, d->st.tag, NULL));
+	}
+	if (cmd == MEMMGR_IOC_RETAG) {
+		EXPECT_EQ(-ENOENT, mm_lookup(d->fd, d->st.tag, NULL));
+		EXPECT_EQ(0, mm_lookup(d->fd, 100, NULL));
 	}
 }
 
@@ -865,11 +1055,12 @@ TEST_F(too_big, e2big)
 }
 
 /*
- * FREE, PIN and UNPIN of handles this file does not have: 0, the values
- * next to a handle of this file and of another file, another file's (its
- * files and handles are its own), and large values.  Handles are opaque:
- * the test checks that none of these is one of this file's two live
- * handles.  7 bad inputs per command.
+ * FREE, PIN, UNPIN, FREE_MANY (of that one handle) and RETAG (to a tag no
+ * buffer holds) of handles this file does not have: 0, the values next to
+ * a handle of this file and of another file, another file's (its files
+ * and handles are its own), and large values.  Handles are opaque: the
+ * test checks that none of these is one of this file's two live handles.
+ * 7 bad inputs per command.
  */
 FIXTURE(handle) {
 	struct base d;
@@ -882,6 +1073,8 @@ FIXTURE_VARIANT(handle) {
 FIXTURE_VARIANT_ADD(handle, free) { .cmd = MEMMGR_IOC_FREE };
 FIXTURE_VARIANT_ADD(handle, pin) { .cmd = MEMMGR_IOC_PIN };
 FIXTURE_VARIANT_ADD(handle, unpin) { .cmd = MEMMGR_IOC_UNPIN };
+FIXTURE_VARIANT_ADD(handle, free_many) { .cmd = MEMMGR_IOC_FREE_MANY };
+FIXTURE_VARIANT_ADD(handle, retag) { .cmd = MEMMGR_IOC_RETAG };
 
 FIXTURE_SETUP(handle)
 {
@@ -894,12 +1087,42 @@ FIXTURE_TEARDOWN(handle)
 	base_teardown(&self->d);
 }
 
+/* MEMMGR_IOC_RETAG: the ioctl's return, errno set. */
+static int mm_retag_ioctl(int fd, __u64 handle, __u64 tag)
+{
+	struct memmgr_retag r = { .handle = handle, .tag = tag };
+
+	return ioctl(fd, MEMMGR_IOC_RETAG, &r);
+}
+
+/* @cmd on @handle: FREE_MANY with done 0 on failure. */
+static int handle_cmd(int fd, unsigned long cmd, __u64 handle)
+{
+	struct memmgr_batch m = { .entries = (uintptr_t)&handle, .count = 1 };
+	struct memmgr_retag r = { .handle = handle, .tag = 300 };
+	struct memmgr_buf b = { .handle = handle };
+	int ret, err;
+
+	if (cmd == MEMMGR_IOC_FREE_MANY) {
+		ret = ioctl(fd, cmd, &m);
+		err = errno;
+		if (ret && m.done) {
+			ret = -2;
+			err = 0;
+		}
+		errno = err;
+		return ret;
+	}
+	if (cmd == MEMMGR_IOC_RETAG)
+		return ioctl(fd, cmd, &r);
+	return ioctl(fd, cmd, &b);
+}
+
 TEST_F(handle, unknown_enoent)
 {
 	struct base *d = &self->d;
 	int fd2 = mm_open(0);
 	struct memmgr_alloc other;
-	struct memmgr_buf b;
 	__u64 handles[7];
 	unsigned int i;
 
@@ -918,13 +1141,12 @@ TEST_F(handle, unknown_enoent)
 			TH_LOG("handle %#llx is one of this file's",
 			       (unsigned long long)handles[i]);
 		}
-		b = (struct memmgr_buf){ .handle = handles[i] };
-		BAD(d->fd, ENOENT, ioctl(d->fd, variant->cmd, &b),
+		BAD(d->fd, ENOENT, handle_cmd(d->fd, variant->cmd, handles[i]),
 		    "%s of handle %#llx", cmd_name(variant->cmd),
 		    (unsigned long long)handles[i]);
 	}
 	/* The same command on the right file works. */
-	EXPECT_EQ(0, mm_buf(fd2, variant->cmd, other.handle));
+	EXPECT_EQ(0, handle_cmd(fd2, variant->cmd, other.handle));
 	close(fd2);
 }
 
@@ -1009,7 +1231,7 @@ static void ro_put(struct __test_metadata *_metadata, struct base *d,
 
 /*
  * Arguments on a read-only page for the _IOW commands, which only read
- * theirs: a read-only page is fine for them.  3 bad inputs.
+ * theirs: a read-only page is fine for them.  4 bad inputs.
  */
 TEST_F(dev, readonly_arg)
 {
@@ -1017,8 +1239,11 @@ TEST_F(dev, readonly_arg)
 	int fd = d->fd;
 	struct memmgr_stats want;
 	struct memmgr_buf b = { .handle = 0 };
+	struct memmgr_retag r = { .handle = d->st.handle, .tag = 77 };
+	struct memmgr_lookup l;
 	unsigned long cmds[] = {
 		MEMMGR_IOC_FREE, MEMMGR_IOC_PIN, MEMMGR_IOC_UNPIN,
+		MEMMGR_IOC_RETAG,
 	};
 	unsigned int i;
 
@@ -1034,6 +1259,151 @@ TEST_F(dev, readonly_arg)
 	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_UNPIN, d->ro));
 	want = mm_stats(fd);
 	EXPECT_EQ(d->st.granted, want.pool[ST].pinned);
+	ro_put(_metadata, d, &r, sizeof(r));
+	EXPECT_EQ(0, ioctl(fd, MEMMGR_IOC_RETAG, d->ro));
+	ASSERT_EQ(0, mm_lookup(fd, 77, &l));
+	EXPECT_EQ(d->st.handle, l.handle);
+}
+
+/* ALLOC_MANY or FREE_MANY of @count entries at @entries; sets *@done. */
+static int many(int fd, unsigned long cmd, const void *entries, __u32 count,
+		__u32 *done)
+{
+	struct memmgr_batch b = {
+		.entries = (uintptr_t)entries, .count = count,
+	};
+	int ret = ioctl(fd, cmd, &b);
+
+	*done = b.done;
+	return ret;
+}
+
+/*
+ * Batches and RETAG that are well formed but wrong for the state of a
+ * buffer: a storage tag taken (by a live buffer, by an earlier entry of
+ * the batch), a handle freed by an earlier entry, an entry too big, an
+ * exec or evicted buffer.  An entry that fails leaves the ones before it
+ * done: the test works out their change to the stats.  7 bad inputs.
+ */
+TEST_F(dev, batch_retag_state_errors)
+{
+	struct base *d = &self->d;
+	int fd = d->fd;
+	__u64 pg = d->pg, h[2];
+	struct memmgr_alloc u, x, e[2], full;
+	struct memmgr_stats want, st;
+	__u32 done = 0;
+
+	BAD(fd, EINVAL, mm_retag_ioctl(fd, d->ex.handle, 5),
+	    "RETAG of an exec buffer");
+	ASSERT_EQ(0, mm_alloc(fd, ST, pg, 3, MEMMGR_ALLOC_UNPINNED, &u));
+	BAD(fd, EEXIST, mm_retag_ioctl(fd, d->st.handle, 3),
+	    "RETAG to a tag another storage buffer holds");
+
+	memset(e, 0, sizeof(e));
+	e[0] = (struct memmgr_alloc){ .pool = ST, .size = pg, .tag = 1 };
+	BAD(fd, EEXIST, many(fd, MEMMGR_IOC_ALLOC_MANY, e, 1, &done),
+	    "ALLOC_MANY of a storage tag this file holds");
+	EXPECT_EQ(0, done);
+	EXPECT_EQ(0, e[0].handle);
+
+	/* Entry 0 is granted, entry 1 wants its tag. */
+	e[0] = (struct memmgr_alloc){ .pool = ST, .size = pg, .tag = 10 };
+	e[1] = e[0];
+	want = mm_stats(fd);
+	want.pool[ST].used += pg;
+	want.pool[ST].pinned += pg;
+	want.pool[ST].allocs++;
+	if (want.pool[ST].peak < want.pool[ST].used)
+		want.pool[ST].peak = want.pool[ST].used;
+	want.client_used[ST] += pg;
+	want.free -= pg;
+	BAD_AS(fd, EEXIST, &want, many(fd, MEMMGR_IOC_ALLOC_MANY, e, 2, &done),
+	       "ALLOC_MANY of one storage tag twice");
+	EXPECT_EQ(1, done);
+	EXPECT_EQ(pg, e[0].granted);
+	EXPECT_EQ(0, e[1].handle);
+	EXPECT_EQ(0, e[1].granted);
+
+	/* Entry 0 frees it, entry 1 finds no such handle. */
+	ASSERT_EQ(0, mm_alloc(fd, EX, pg, 11, 0, &x));
+	h[0] = x.handle;
+	h[1] = x.handle;
+	want = mm_stats(fd);
+	want.pool[EX].used -= pg;
+	want.pool[EX].frees++;
+	want.client_used[EX] -= pg;
+	want.free += pg;
+	BAD_AS(fd, ENOENT, &want, many(fd, MEMMGR_IOC_FREE_MANY, h, 2, &done),
+	       "FREE_MANY of one handle twice");
+	EXPECT_EQ(1, done);
+
+	e[0] = (struct memmgr_alloc){
+		.pool = ST, .size = d->S + pg, .tag = 12,
+	};
+	want = mm_stats(fd);
+	want.pool[ST].declined++;
+	BAD_AS(fd, E2BIG, &want, many(fd, MEMMGR_IOC_ALLOC_MANY, e, 1, &done),
+	       "ALLOC_MANY of an entry larger than storage");
+	EXPECT_EQ(0, done);
+
+	/* One page more than storage has left: u is evicted. */
+	st = mm_stats(fd);
+	ASSERT_EQ(0, mm_alloc(fd, ST, d->S - st.pool[ST].used + pg, 13, 0,
+			      &full));
+	ASSERT_EQ(st.pool[ST].evictions + 1, mm_stats(fd).pool[ST].evictions);
+	ASSERT_EQ(-ESTALE, mm_lookup(fd, 3, NULL));
+	BAD(fd, ESTALE, mm_retag_ioctl(fd, u.handle, 14),
+	    "RETAG of an evicted buffer");
+	EXPECT_EQ(-ENOENT, mm_lookup(fd, 14, NULL));
+}
+
+/*
+ * Entries or handles that cannot be read (NULL, on a PROT_NONE page, the
+ * first entry's end on one), and entries that can be read but not written
+ * (on a read-only page): EFAULT, no entry done.  7 bad inputs.
+ */
+TEST_F(dev, batch_entries_efault)
+{
+	struct base *d = &self->d;
+	int fd = d->fd;
+	__u64 pg = d->pg, h = d->st.handle;
+	struct memmgr_alloc e[2] = {
+		{ .pool = ST, .size = pg, .tag = 20 },
+		{ .pool = EX, .size = pg, .tag = 21 },
+	};
+	const struct memmgr_alloc *ro = (const void *)d->ro;
+	__u32 done = 0;
+
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_ALLOC_MANY, NULL, 1, &done),
+	    "ALLOC_MANY of NULL entries");
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_ALLOC_MANY, d->none, 2, &done),
+	    "ALLOC_MANY of entries on a PROT_NONE page");
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_ALLOC_MANY,
+			     d->none - sizeof(e[0]) / 2, 1, &done),
+	    "ALLOC_MANY of an entry whose end is on a PROT_NONE page");
+	ro_put(_metadata, d, e, sizeof(e));
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_ALLOC_MANY, ro, 2, &done),
+	    "ALLOC_MANY of entries on a read-only page");
+	EXPECT_EQ(0, done);
+	EXPECT_EQ(0, ro[0].handle);
+	EXPECT_EQ(-ENOENT, mm_lookup(fd, 20, NULL));
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_FREE_MANY, NULL, 1, &done),
+	    "FREE_MANY of NULL handles");
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_FREE_MANY, d->none, 1, &done),
+	    "FREE_MANY of handles on a PROT_NONE page");
+	BAD(fd, EFAULT, many(fd, MEMMGR_IOC_FREE_MANY, d->none - 4, 1, &done),
+	    "FREE_MANY of a handle whose end is on a PROT_NONE page");
+	EXPECT_EQ(0, done);
+
+	/* The same entries from writable memory; a read-only handle works. */
+	ASSERT_EQ(0, many(fd, MEMMGR_IOC_ALLOC_MANY, e, 2, &done));
+	EXPECT_EQ(2, done);
+	EXPECT_EQ(pg, e[1].granted);
+	ro_put(_metadata, d, &h, sizeof(h));
+	ASSERT_EQ(0, many(fd, MEMMGR_IOC_FREE_MANY, ro, 1, &done));
+	EXPECT_EQ(1, done);
+	EXPECT_EQ(-ENOENT, mm_lookup(fd, d->st.tag, NULL));
 }
 
 /*
@@ -1056,6 +1426,8 @@ enum ro_case {
 	RO_RELEASE_ST,		/* of a live storage tag */
 	RO_STATS,
 	RO_EVICTED,		/* with one notice queued */
+	RO_ALLOC_MANY,		/* of a storage and an exec page */
+	RO_FREE_MANY,		/* of a live storage buffer */
 };
 
 FIXTURE(readonly) {
@@ -1108,6 +1480,14 @@ FIXTURE_VARIANT_ADD(readonly, evicted) {
 	.c = RO_EVICTED, .what = "EVICTED with one notice queued",
 };
 
+FIXTURE_VARIANT_ADD(readonly, alloc_many) {
+	.c = RO_ALLOC_MANY, .what = "ALLOC_MANY of a storage and an exec page",
+};
+
+FIXTURE_VARIANT_ADD(readonly, free_many) {
+	.c = RO_FREE_MANY, .what = "FREE_MANY of a live storage buffer",
+};
+
 FIXTURE_SETUP(readonly)
 {
 	self->d.fd = -1;
@@ -1155,6 +1535,7 @@ union ro_arg {
 	struct memmgr_release rel;
 	struct memmgr_stats stats;
 	struct memmgr_evicted evicted;
+	struct memmgr_batch batch;
 };
 
 TEST_F(readonly, efault_no_side_effect)
@@ -1162,7 +1543,8 @@ TEST_F(readonly, efault_no_side_effect)
 	struct base *d = &self->d;
 	int fd = d->fd;
 	__u64 pg = d->pg, tags[2] = { 0, 0 }, evictions;
-	struct memmgr_alloc v = { 0 }, b, r1 = { 0 }, r2 = { 0 };
+	struct memmgr_alloc v = { 0 }, b, r1 = { 0 }, r2 = { 0 }, me[2];
+	struct memmgr_batch mb;
 	struct memmgr_release rel;
 	struct memmgr_evicted e;
 	struct memmgr_lookup l;
@@ -1225,6 +1607,24 @@ TEST_F(readonly, efault_no_side_effect)
 		a.evicted.tags = (uintptr_t)tags;
 		a.evicted.count = NR(tags);
 		cmd = MEMMGR_IOC_EVICTED;
+		break;
+	case RO_ALLOC_MANY:
+		memset(me, 0, sizeof(me));
+		me[0].pool = ST;
+		me[1].pool = EX;
+		me[0].size = pg;
+		me[1].size = pg;
+		me[0].tag = 9;
+		me[1].tag = 9;
+		a.batch.entries = (uintptr_t)me;
+		a.batch.count = 2;
+		cmd = MEMMGR_IOC_ALLOC_MANY;
+		break;
+	case RO_FREE_MANY:
+		tags[0] = d->st.handle;
+		a.batch.entries = (uintptr_t)tags;
+		a.batch.count = 1;
+		cmd = MEMMGR_IOC_FREE_MANY;
 		break;
 	default:
 		ASSERT_TRUE(false);
@@ -1309,6 +1709,34 @@ TEST_F(readonly, efault_no_side_effect)
 		EXPECT_EQ(3, tags[0]);
 		EXPECT_EQ(0, e.pending);
 		EXPECT_EQ(0, pollpri(fd));
+		break;
+	case RO_ALLOC_MANY:
+		/* Neither entry done nor written, the tag not kept. */
+		EXPECT_EQ(0, me[0].handle);
+		EXPECT_EQ(0, me[1].granted);
+		EXPECT_EQ(-ENOENT, mm_lookup(fd, 9, NULL));
+		mb = (struct memmgr_batch){
+			.entries = (uintptr_t)me, .count = 2,
+		};
+		ASSERT_EQ(0, ioctl(fd, MEMMGR_IOC_ALLOC_MANY, &mb));
+		EXPECT_EQ(2, mb.done);
+		EXPECT_EQ(pg, me[0].granted);
+		EXPECT_EQ(pg, me[1].granted);
+		break;
+	case RO_FREE_MANY:
+		/* Still there: it maps, and the same request frees it. */
+		ASSERT_EQ(0, mm_lookup(fd, d->st.tag, &l));
+		EXPECT_EQ(d->st.handle, l.handle);
+		p = map(fd, d->st.offset, pg);
+		EXPECT_NE(MAP_FAILED, p);
+		if (p != MAP_FAILED)
+			EXPECT_EQ(0, munmap(p, pg));
+		mb = (struct memmgr_batch){
+			.entries = (uintptr_t)tags, .count = 1,
+		};
+		ASSERT_EQ(0, ioctl(fd, MEMMGR_IOC_FREE_MANY, &mb));
+		EXPECT_EQ(1, mb.done);
+		EXPECT_EQ(-ENOENT, mm_lookup(fd, d->st.tag, NULL));
 		break;
 	}
 }

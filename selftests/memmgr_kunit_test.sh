@@ -5,7 +5,7 @@
 # KUnit: the debug kernel) and turn their KTAP lines in the kernel log into
 # the kselftest totals line: each test case counts once.
 ko=/lib/modules/memmgr_kunit.ko
-want_cases=15
+want_cases=17
 
 if [ ! -f $ko ]; then
 	echo "not ok 1 memmgr_kunit.ko is missing: this kernel has no KUnit"

@@ -9,19 +9,39 @@
  * P worker processes (default 4), each with its own open file and T
  * threads (default 3), do random operations: allocations of both pools
  * (1 byte to a quarter of a quota, timeouts 0, small, or WAIT_FOREVER ended
- * by a signal), FREE, PIN, UNPIN, LOOKUP, RELEASE, mappings, reads and
- * writes of a pattern derived from each buffer's handle while other
- * threads evict, and invalid calls that must fail with their errno.  Every
+ * by a signal), FREE, PIN, UNPIN, LOOKUP, RELEASE, RETAG, batches of
+ * allocations (ALLOC_MANY) and frees (FREE_MANY), some with a bad entry
+ * among good ones where the batch must stop, mappings, reads and writes of
+ * a pattern derived from each buffer's handle while other threads evict,
+ * and invalid calls that must fail with their errno.  Every
  * phase (default 2 s) the parent kills one worker with SIGKILL in the
  * middle of whatever it does and starts another, then pauses all workers
  * and checks the invariants against MEMMGR_IOC_STATS.  At the end every
  * worker exits and the device must be idle again.
  *
+ * Half of the workers (every other slot, which half chosen by the seed and
+ * printed) map their file's state area right after opening it, before any
+ * ALLOC.  Their threads pin and unpin mostly by compare-and-swap on the
+ * buffer's word, as uapi/linux/memmgr.h says, and sometimes with the
+ * ioctls, on the same words: a word found EVICTING, or PARKED with its
+ * last pin, goes to the ioctl; one found GONE counts as ESTALE.  After a
+ * pin by compare-and-swap they read the buffer, which must not be evicted
+ * meanwhile.  Rarely one writes garbage (another generation) into the
+ * word of an unpinned buffer of its own: from then on that buffer is
+ * never evicted, counts as pinned, its PIN and UNPIN fail with EIO and a
+ * pin by compare-and-swap is refused; FREE works.  Their invalid calls
+ * include mappings of the area that are private, executable or past its
+ * end; the other workers check that mapping it once they hold storage
+ * fails with EBUSY.
+ *
  * Failures: a read that returns anything but what this thread wrote (or
  * zeros in a buffer never written), SIGBUS on a buffer that cannot have
  * been evicted or freed, an errno the ABI does not give for that call, a
- * process whose account differs from its file's use, or a broken
- * invariant.  Prints TAP; exits non-zero on any failure.
+ * state word other than the model says (after ALLOC, FREE, at a pin or
+ * unpin, at a pause), a process whose account differs from its file's
+ * use, storage pinned (STATS) other than the pinned and garbage buffers
+ * of the model, or a broken invariant.  Prints TAP; exits non-zero on any
+ * failure.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,13 +74,24 @@
 #define MAX_THREADS	8
 #define MAX_BUFS	12
 #define MAX_PINS	3
+/* The most entries in a batch of the stress test. */
+#define MAX_BATCH	8
+/* What an entry's out fields hold until the kernel writes them. */
+#define SENT		0x5a5a5a5a5a5a5a5aULL
 #define NSEC		1000000000ULL
+/* Every flag of a state word; the generation is above them. */
+#define STATE_LOW	0xffffffffULL
+/* Compare-and-swap attempts on a word before the ioctl is used instead. */
+#define CAS_TRIES	64
 
 enum op_kind {
 	OP_ALLOC_ST, OP_ALLOC_EX, OP_GRANTED, OP_EAGAIN, OP_ETIMEDOUT,
-	OP_EINTR, OP_FOREVER, OP_FREE, OP_FREE_MAPPED, OP_PIN, OP_UNPIN,
-	OP_LOOKUP, OP_RELEASE, OP_MMAP, OP_MMAP_PART, OP_MUNMAP, OP_READ,
-	OP_WRITE, OP_INVALID, OP_SIGBUS, OP_ESTALE, OP_EVICTED, OP_KILLED,
+	OP_EINTR, OP_FOREVER, OP_FREE, OP_FREE_MAPPED, OP_PIN, OP_PIN_CAS,
+	OP_PIN_BUSY, OP_PINNED_READ, OP_UNPIN, OP_UNPIN_CAS, OP_UNPIN_PARKED,
+	OP_GARBAGE, OP_GARBAGE_EIO, OP_GARBAGE_REFUSED, OP_LOOKUP, OP_RELEASE,
+	OP_ALLOC_MANY, OP_BATCH_STOPPED, OP_FREE_MANY,
+	OP_RETAG, OP_MMAP, OP_MMAP_PART, OP_MUNMAP, OP_READ, OP_WRITE,
+	OP_INVALID, OP_SIGBUS, OP_ESTALE, OP_EVICTED, OP_KILLED,
 	NR_OPS
 };
 
@@ -75,9 +106,21 @@ static const char * const op_names[NR_OPS] = {
 	[OP_FREE] = "free",
 	[OP_FREE_MAPPED] = "free while mapped (then SIGBUS)",
 	[OP_PIN] = "pin",
+	[OP_PIN_CAS] = "  by compare-and-swap",
+	[OP_PIN_BUSY] = "  word EVICTING or busy: PIN",
+	[OP_PINNED_READ] = "  read after the swap",
 	[OP_UNPIN] = "unpin",
+	[OP_UNPIN_CAS] = "  by compare-and-swap",
+	[OP_UNPIN_PARKED] = "  PARKED, last pin: UNPIN",
+	[OP_GARBAGE] = "garbage written in a state word",
+	[OP_GARBAGE_EIO] = "  PIN/UNPIN of it: EIO",
+	[OP_GARBAGE_REFUSED] = "  pin by swap refused",
 	[OP_LOOKUP] = "lookup",
 	[OP_RELEASE] = "release",
+	[OP_ALLOC_MANY] = "alloc batch (entries counted above)",
+	[OP_BATCH_STOPPED] = "  stopped at a bad entry",
+	[OP_FREE_MANY] = "free batch",
+	[OP_RETAG] = "retag",
 	[OP_MMAP] = "mmap whole",
 	[OP_MMAP_PART] = "mmap part",
 	[OP_MUNMAP] = "munmap",
@@ -99,6 +142,7 @@ struct slot {
 	__u64 acct[MEMMGR_NR_POOLS];	/* bytes it believes it holds */
 	__u64 client_used[MEMMGR_NR_POOLS];	/* its file's, from STATS */
 	__u64 live[MEMMGR_NR_POOLS];	/* its live buffers */
+	__u64 pinned;			/* storage pinned or with garbage */
 	unsigned long ops[NR_OPS];
 	unsigned long failures;
 };
@@ -128,6 +172,7 @@ struct mbuf {
 	__u64 handle, offset, granted, tag;
 	__u32 pool, pins;
 	bool evicted;		/* known evicted */
+	bool garbage;		/* its state word holds garbage: pinned */
 	bool written;		/* holds its pattern */
 	unsigned char *map;	/* a mapping of all of it, or NULL */
 };
@@ -149,6 +194,7 @@ struct thr {
 
 struct proc {
 	int fd, slot;
+	__u64 *state;		/* its file's state area, or NULL */
 	__u64 pg, T, S, E;
 	__u64 acct[MEMMGR_NR_POOLS];
 	pthread_mutex_t lock;
@@ -303,6 +349,36 @@ static int mm_buf(struct proc *pr, unsigned long cmd, __u64 handle,
 	return ioctl(pr->fd, cmd, &b) ? errno : 0;
 }
 
+/* Does the worker in @slot map its file's state area?  Half of them do. */
+static bool state_slot(int slot)
+{
+	return (slot + cfg.seed) % 2;
+}
+
+/* The state word of storage buffer @b, in a file with a state area. */
+static __u64 *word_of(struct proc *pr, const struct mbuf *b)
+{
+	return &pr->state[b->offset / pr->pg];
+}
+
+/* The generation of @handle, where a state word has it. */
+static __u64 gen_of(__u64 handle)
+{
+	return handle >> MEMMGR_STATE_GEN_SHIFT << MEMMGR_STATE_GEN_SHIFT;
+}
+
+static __u64 word_load(const __u64 *w)
+{
+	return __atomic_load_n(w, __ATOMIC_ACQUIRE);
+}
+
+/* Compare-and-swap: true if *@w was *@old (now @new), else *@old is *@w. */
+static bool word_cas(__u64 *w, __u64 *old, __u64 new)
+{
+	return __atomic_compare_exchange_n(w, old, new, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 static void mark_evicted(struct thr *t, struct mbuf *b)
 {
 	if (b->evicted)
@@ -339,9 +415,10 @@ static int check_lookup(struct thr *t, struct mbuf *b)
 		     b->handle);
 	if (ret == ESTALE) {
 		count(pr, OP_ESTALE);
-		if (b->pins)
-			fail(pr, "buffer %#llx evicted with %u pins",
-			     b->handle, b->pins);
+		if (b->pins || b->garbage)
+			fail(pr, "buffer %#llx evicted with %u pins%s",
+			     b->handle, b->pins,
+			     b->garbage ? ", garbage in its word" : "");
 		mark_evicted(t, b);
 	}
 	return ret;
@@ -351,10 +428,11 @@ static int check_lookup(struct thr *t, struct mbuf *b)
 static void got_sigbus(struct thr *t, struct mbuf *b)
 {
 	count(t->pr, OP_SIGBUS);
-	if (b->pool != ST || b->pins) {
-		fail(t->pr, "SIGBUS on %s buffer %#llx (%u pins)",
+	if (b->pool != ST || b->pins || b->garbage) {
+		fail(t->pr, "SIGBUS on %s buffer %#llx (%u pins%s)",
 		     b->pool == ST ? "a pinned storage" : "an exec",
-		     b->handle, b->pins);
+		     b->handle, b->pins,
+		     b->garbage ? ", garbage in its word" : "");
 		return;
 	}
 	if (check_lookup(t, b) == 0)
@@ -444,6 +522,26 @@ static void hold_start(struct thr *t, __s64 timeout)
 	__atomic_store_n(&t->holding, timeout != 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * The word of a storage buffer just granted: its generation with one pin
+ * (the kernel may have parked it) or none (it may be being evicted, or
+ * gone already: an ALLOC may evict the one before it in a batch).
+ */
+static void check_new_word(struct thr *t, const struct mbuf *b)
+{
+	__u64 gen = gen_of(b->handle), w = word_load(word_of(t->pr, b));
+	bool ok;
+
+	if (b->pins)
+		ok = (w & ~MEMMGR_STATE_PARKED) == (gen | 1);
+	else
+		ok = w == gen || w == (gen | MEMMGR_STATE_EVICTING) ||
+		     w == (gen | MEMMGR_STATE_GONE);
+	if (!ok)
+		fail(t->pr, "word of buffer %#llx after ALLOC (%u pins): %#llx",
+		     b->handle, b->pins, w);
+}
+
 static void alloc_granted(struct thr *t, const struct memmgr_alloc *a)
 {
 	struct proc *pr = t->pr;
@@ -460,6 +558,8 @@ static void alloc_granted(struct thr *t, const struct memmgr_alloc *a)
 		.pins = a->pool == ST && !(a->flags & MEMMGR_ALLOC_UNPINNED),
 	};
 	__atomic_add_fetch(&pr->acct[a->pool], a->granted, __ATOMIC_RELAXED);
+	if (pr->state && b->pool == ST)
+		check_new_word(t, b);
 }
 
 /* An ALLOC that failed: the errno must be one its timeout allows. */
@@ -485,21 +585,28 @@ static void alloc_failed(struct thr *t, const struct memmgr_alloc *a,
 		     a->timeout_ms);
 }
 
+/* A random request: storage tags are new, exec tags one of four. */
+static void rand_request(struct thr *t, struct memmgr_alloc *a)
+{
+	*a = (struct memmgr_alloc){ .pool = rnd(&t->rng, 2) };
+	a->size = rand_size(t, a->pool);
+	a->timeout_ms = rand_timeout(t);
+	if (a->pool == ST) {
+		a->tag = (__u64)t->idx << 40 | t->next_tag++;
+		a->flags = rnd(&t->rng, 2) ? MEMMGR_ALLOC_UNPINNED : 0;
+	} else {
+		a->tag = (__u64)t->idx << 40 | 1ULL << 39 | rnd(&t->rng, 4);
+	}
+}
+
 static void op_alloc(struct thr *t)
 {
 	struct proc *pr = t->pr;
-	struct memmgr_alloc a = { .pool = rnd(&t->rng, 2) };
+	struct memmgr_alloc a;
 	__u64 t0;
 	int err;
 
-	a.size = rand_size(t, a.pool);
-	a.timeout_ms = rand_timeout(t);
-	if (a.pool == ST) {
-		a.tag = (__u64)t->idx << 40 | t->next_tag++;
-		a.flags = rnd(&t->rng, 2) ? MEMMGR_ALLOC_UNPINNED : 0;
-	} else {
-		a.tag = (__u64)t->idx << 40 | 1ULL << 39 | rnd(&t->rng, 4);
-	}
+	rand_request(t, &a);
 	count(pr, a.pool == ST ? OP_ALLOC_ST : OP_ALLOC_EX);
 	if (a.timeout_ms == MEMMGR_WAIT_FOREVER)
 		count(pr, OP_FOREVER);
@@ -540,6 +647,21 @@ static void mapped_after_free(struct thr *t, struct mbuf *b)
 	     later == SIGBUS ? "from" : "not even", ms);
 }
 
+/*
+ * After FREE of a storage buffer its word is GONE and FREED with its
+ * generation, unless another thread's new buffer took the offset since
+ * (another generation).
+ */
+static void check_freed_word(struct thr *t, const struct mbuf *b)
+{
+	__u64 gen = gen_of(b->handle), w = word_load(word_of(t->pr, b));
+
+	if ((w & ~STATE_LOW) == gen &&
+	    w != (gen | MEMMGR_STATE_GONE | MEMMGR_STATE_FREED))
+		fail(t->pr, "word of buffer %#llx after FREE%s: %#llx",
+		     b->handle, b->garbage ? " (garbage)" : "", w);
+}
+
 /* FREE, after munmap() or (sometimes) before: then the mapping SIGBUSes. */
 static void op_free(struct thr *t)
 {
@@ -555,6 +677,8 @@ static void op_free(struct thr *t)
 	count(t->pr, OP_FREE);
 	if (err)
 		fail(t->pr, "FREE of %#llx: %s", b->handle, strerror(err));
+	else if (t->pr->state && b->pool == ST)
+		check_freed_word(t, b);
 	if (!b->evicted)
 		__atomic_sub_fetch(&t->pr->acct[b->pool], b->granted,
 				   __ATOMIC_RELAXED);
@@ -566,40 +690,227 @@ static void op_free(struct thr *t)
 	forget(t, b);
 }
 
-static void op_pin(struct thr *t)
+/* The outcome of a PIN ioctl, or of a word found GONE (as ESTALE). */
+static void pin_done(struct thr *t, struct mbuf *b, int err, const char *how)
 {
-	struct mbuf *b = pick(t, ST, false);
-	int err;
-
-	if (!b || b->pins >= MAX_PINS)
-		return;
-	err = mm_buf(t->pr, MEMMGR_IOC_PIN, b->handle, 0);
-	count(t->pr, OP_PIN);
 	if (!err && !b->evicted) {
 		b->pins++;
 	} else if (err == ESTALE && !b->pins) {
 		count(t->pr, OP_ESTALE);
 		mark_evicted(t, b);
 	} else {
-		fail(t->pr, "PIN of %#llx (%u pins%s): %s", b->handle,
+		fail(t->pr, "%s of %#llx (%u pins%s): %s", how, b->handle,
 		     b->pins, b->evicted ? ", evicted" : "", strerror(err));
 	}
 }
 
-static void op_unpin(struct thr *t)
+static void rand_range(struct thr *t, __u64 size, __u64 *off, __u64 *len);
+
+/* Read part of @b, just pinned by swap: no eviction may take it now. */
+static void pinned_read(struct thr *t, struct mbuf *b)
 {
-	struct mbuf *b = pick(t, ST, false);
+	__u64 off, len, bad, got;
+	int ret;
+
+	if (!b->map || !b->written || b->evicted)
+		return;
+	count(t->pr, OP_PINNED_READ);
+	rand_range(t, b->granted, &off, &len);
+	ret = access_range(b, b->map, 0, off, len, CHECK_PAT, &bad, &got);
+	access_done(t, b, ret, bad, got, CHECK_PAT);
+}
+
+/*
+ * Pin @b by compare-and-swap on its word: from its generation with none
+ * of EVICTING, GONE, FREED to one pin more, with USED.  GONE: it was
+ * evicted (as ESTALE).  EVICTING, or a word that keeps changing: the PIN
+ * ioctl decides.  Only this thread pins its buffers, so the word's pins
+ * are the model's; the kernel only parks a pinned word.
+ */
+static void pin_cas(struct thr *t, struct mbuf *b)
+{
+	struct proc *pr = t->pr;
+	__u64 *w = word_of(pr, b), gen = gen_of(b->handle), old = word_load(w);
+	const __u64 not_live = MEMMGR_STATE_EVICTING | MEMMGR_STATE_GONE |
+			       MEMMGR_STATE_FREED;
+	unsigned int i;
+
+	count(pr, OP_PIN_CAS);
+	for (i = 0; i < CAS_TRIES; i++) {
+		if (old == (gen | MEMMGR_STATE_GONE)) {
+			pin_done(t, b, ESTALE, "pin by swap");
+			return;
+		}
+		if (old == (gen | MEMMGR_STATE_EVICTING))
+			break;
+		if ((old & ~STATE_LOW) != gen || (old & not_live) ||
+		    (old & MEMMGR_STATE_PINS) != b->pins ||
+		    (!b->pins && (old & MEMMGR_STATE_PARKED))) {
+			fail(pr, "pin by swap of %#llx (%u pins%s): word %#llx",
+			     b->handle, b->pins,
+			     b->evicted ? ", evicted" : "", old);
+			return;
+		}
+		if (word_cas(w, &old, (old + 1) | MEMMGR_STATE_USED)) {
+			pin_done(t, b, 0, "pin by swap");
+			pinned_read(t, b);
+			return;
+		}
+	}
+	count(pr, OP_PIN_BUSY);
+	pin_done(t, b, mm_buf(pr, MEMMGR_IOC_PIN, b->handle, 0),
+		 "PIN of a word EVICTING or busy");
+}
+
+/*
+ * A buffer with garbage in its word: PIN and UNPIN fail with EIO, and the
+ * protocol refuses a pin by swap, as the word keeps a generation not the
+ * buffer's (the kernel writes a word only with its buffer's generation:
+ * had it evicted or freed this one, or taken the garbage for a word of
+ * its own, the swap would be allowed or find GONE).
+ */
+static void garbage_pin(struct thr *t, struct mbuf *b, bool pin)
+{
+	struct proc *pr = t->pr;
+	__u64 w;
 	int err;
 
-	if (!b || !b->pins)
+	if (pin && pr->state && rnd(&t->rng, 2)) {
+		w = word_load(word_of(pr, b));
+		if ((w & ~STATE_LOW) == gen_of(b->handle))
+			fail(pr, "garbage word of %#llx is now its own: %#llx",
+			     b->handle, w);
+		else
+			count(pr, OP_GARBAGE_REFUSED);
 		return;
-	err = mm_buf(t->pr, MEMMGR_IOC_UNPIN, b->handle, 0);
-	count(t->pr, OP_UNPIN);
+	}
+	err = mm_buf(pr, pin ? MEMMGR_IOC_PIN : MEMMGR_IOC_UNPIN, b->handle,
+		     0);
+	if (err != EIO)
+		fail(pr, "%s of %#llx, garbage in its word: %s, want EIO",
+		     pin ? "PIN" : "UNPIN", b->handle, strerror(err));
+	else
+		count(pr, OP_GARBAGE_EIO);
+}
+
+/* In a file with a state area, 3 in 4 pins are made by swap. */
+static void op_pin(struct thr *t)
+{
+	struct mbuf *b = pick(t, ST, false);
+
+	if (!b || b->pins >= MAX_PINS)
+		return;
+	count(t->pr, OP_PIN);
+	if (b->garbage)
+		garbage_pin(t, b, true);
+	else if (t->pr->state && rnd(&t->rng, 4))
+		pin_cas(t, b);
+	else
+		pin_done(t, b, mm_buf(t->pr, MEMMGR_IOC_PIN, b->handle, 0),
+			 "PIN");
+}
+
+static void unpin_ioctl(struct thr *t, struct mbuf *b)
+{
+	int err = mm_buf(t->pr, MEMMGR_IOC_UNPIN, b->handle, 0);
+
 	if (err)
 		fail(t->pr, "UNPIN of %#llx (%u pins): %s", b->handle,
 		     b->pins, strerror(err));
 	else
 		b->pins--;
+}
+
+/*
+ * Unpin @b by compare-and-swap to one pin less, but for the last pin of
+ * a word the kernel parked: that one is the UNPIN ioctl's.
+ */
+static void unpin_cas(struct thr *t, struct mbuf *b)
+{
+	struct proc *pr = t->pr;
+	__u64 *w = word_of(pr, b), gen = gen_of(b->handle), old = word_load(w);
+	const __u64 not_live = MEMMGR_STATE_EVICTING | MEMMGR_STATE_GONE |
+			       MEMMGR_STATE_FREED;
+	unsigned int i;
+
+	count(pr, OP_UNPIN_CAS);
+	for (i = 0; i < CAS_TRIES; i++) {
+		if ((old & ~STATE_LOW) != gen || (old & not_live) ||
+		    (old & MEMMGR_STATE_PINS) != b->pins) {
+			fail(pr, "unpin by swap of %#llx (%u pins): word %#llx",
+			     b->handle, b->pins, old);
+			return;
+		}
+		if ((old & MEMMGR_STATE_PARKED) && b->pins == 1) {
+			count(pr, OP_UNPIN_PARKED);
+			break;
+		}
+		if (word_cas(w, &old, old - 1)) {
+			b->pins--;
+			return;
+		}
+	}
+	unpin_ioctl(t, b);
+}
+
+static void op_unpin(struct thr *t)
+{
+	struct mbuf *b = pick(t, ST, false);
+
+	if (!b || (!b->pins && !b->garbage))
+		return;
+	count(t->pr, OP_UNPIN);
+	if (b->garbage)
+		garbage_pin(t, b, false);
+	else if (t->pr->state && rnd(&t->rng, 4))
+		unpin_cas(t, b);
+	else
+		unpin_ioctl(t, b);
+}
+
+/*
+ * Garbage in the word of an unpinned buffer of ours: another generation
+ * (half the time with random flags too), by a swap from a word the kernel
+ * could evict from, so that an eviction is not overwritten.  From then on
+ * the buffer is pinned for good (the model counts it so) until FREE.
+ */
+static void op_garbage(struct thr *t)
+{
+	struct proc *pr = t->pr;
+	struct mbuf *b = pick(t, ST, false);
+	__u64 *w, gen, old, bad;
+	unsigned int i;
+
+	if (!b || b->pins || b->evicted || b->garbage)
+		return;
+	w = word_of(pr, b);
+	gen = gen_of(b->handle);
+	old = word_load(w);
+	for (i = 0; i < CAS_TRIES; i++) {
+		if (old == (gen | MEMMGR_STATE_GONE)) {
+			count(pr, OP_ESTALE);
+			mark_evicted(t, b);
+			return;
+		}
+		if (old == (gen | MEMMGR_STATE_EVICTING)) {
+			old = word_load(w);
+			continue;
+		}
+		if ((old & ~MEMMGR_STATE_USED) != gen) {
+			fail(pr, "word of unpinned buffer %#llx: %#llx",
+			     b->handle, old);
+			return;
+		}
+		bad = old ^ (1 + rnd(&t->rng, STATE_LOW)) <<
+		      MEMMGR_STATE_GEN_SHIFT;
+		if (rnd(&t->rng, 2))
+			bad = (bad & ~STATE_LOW) | rnd(&t->rng, STATE_LOW + 1);
+		if (word_cas(w, &old, bad)) {
+			b->garbage = true;
+			count(pr, OP_GARBAGE);
+			return;
+		}
+	}
 }
 
 static void op_lookup(struct thr *t)
@@ -632,7 +943,7 @@ static void op_release(struct thr *t)
 		unmap(t, c);
 		if (c->evicted)
 			continue;
-		if (c->pool == EX || c->pins)
+		if (c->pool == EX || c->pins || c->garbage)
 			sure += c->granted;
 		else
 			maybe += c->granted;
@@ -657,12 +968,222 @@ static void op_release(struct thr *t)
 	}
 }
 
+static struct mbuf *find(struct thr *t, __u64 handle)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->nbuf; i++)
+		if (t->buf[i].handle == handle)
+			return &t->buf[i];
+	return NULL;
+}
+
+static int invalid_alloc(struct thr *t, struct memmgr_alloc *a);
+
+/*
+ * ALLOC_MANY of up to MAX_BATCH random requests, mostly with timeout 0;
+ * sometimes an invalid entry among them, where the batch must stop.  The
+ * entries before the one that failed are granted, each checked as its
+ * ALLOC would be; the one that failed gets the errno its ALLOC would;
+ * it and those after it keep their out fields as they were.
+ */
+static void op_alloc_many(struct thr *t)
+{
+	struct proc *pr = t->pr;
+	struct memmgr_alloc e[MAX_BATCH + 1];
+	unsigned int room = MAX_BUFS - t->nbuf, n, i, bad = ~0U;
+	__s64 longest = 0;
+	struct memmgr_batch b;
+	int err, want_bad = 0;
+	__u64 t0, ns;
+
+	if (!room)
+		return;
+	n = 1 + rnd(&t->rng, room < MAX_BATCH ? room : MAX_BATCH);
+	for (i = 0; i < n; i++) {
+		rand_request(t, &e[i]);
+		if (rnd(&t->rng, 4))
+			e[i].timeout_ms = 0;
+		if (e[i].timeout_ms == MEMMGR_WAIT_FOREVER ||
+		    (longest != MEMMGR_WAIT_FOREVER &&
+		     e[i].timeout_ms > longest))
+			longest = e[i].timeout_ms;
+	}
+	if (!rnd(&t->rng, 4)) {
+		bad = rnd(&t->rng, n + 1);
+		memmove(&e[bad + 1], &e[bad], (n - bad) * sizeof(e[0]));
+		want_bad = invalid_alloc(t, &e[bad]);
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		e[i].handle = SENT;
+		e[i].offset = SENT;
+		e[i].granted = SENT;
+	}
+	b = (struct memmgr_batch){
+		.entries = (uintptr_t)e, .count = n, .done = ~0U,
+	};
+	count(pr, OP_ALLOC_MANY);
+	hold_start(t, longest);
+	t0 = now_ns();
+	err = ioctl(pr->fd, MEMMGR_IOC_ALLOC_MANY, &b) ? errno : 0;
+	ns = now_ns() - t0;
+	__atomic_store_n(&t->holding, 0, __ATOMIC_RELEASE);
+
+	if (b.done > n || (err && b.done == n) || (!err && b.done != n)) {
+		fail(pr, "ALLOC_MANY of %u: %s, done %u", n, strerror(err),
+		     b.done);
+		if (b.done > n)
+			b.done = n;
+	}
+	for (i = 0; i < b.done; i++) {
+		count(pr, e[i].pool == ST ? OP_ALLOC_ST : OP_ALLOC_EX);
+		if (i == bad || e[i].handle == SENT || t->nbuf == MAX_BUFS) {
+			fail(pr, "ALLOC_MANY entry %u of %u (bad %d): done, handle %#llx",
+			     i, n, i == bad, e[i].handle);
+			continue;
+		}
+		alloc_granted(t, &e[i]);
+	}
+	if (!err)
+		return;
+	i = b.done;
+	if (i < n) {
+		count(pr, e[i].pool == ST ? OP_ALLOC_ST : OP_ALLOC_EX);
+		if (i != bad)
+			alloc_failed(t, &e[i], err, ns);
+		else if (err != want_bad)
+			fail(pr, "ALLOC_MANY entry %u, invalid: %s, want %s", i,
+			     strerror(err), strerror(want_bad));
+		else
+			count(pr, OP_BATCH_STOPPED);
+	}
+	for (; i < n; i++)
+		if (e[i].handle != SENT || e[i].offset != SENT ||
+		    e[i].granted != SENT)
+			fail(pr, "ALLOC_MANY entry %u of %u written, done %u: handle %#llx",
+			     i, n, b.done, e[i].handle);
+}
+
+/*
+ * FREE_MANY of some of this thread's buffers, unmapped first; sometimes
+ * with a handle this file does not have (one unknown, or one freed by an
+ * earlier entry) among them, where it must stop: the buffers after it
+ * stay.
+ */
+static void op_free_many(struct thr *t)
+{
+	struct proc *pr = t->pr;
+	unsigned int n, i, start, bad = ~0U;
+	__u64 h[MAX_BUFS + 1];
+	struct memmgr_batch b;
+	struct mbuf *m;
+	int err;
+
+	if (!t->nbuf)
+		return;
+	n = 1 + rnd(&t->rng, t->nbuf);
+	start = rnd(&t->rng, t->nbuf);
+	for (i = 0; i < n; i++) {
+		m = &t->buf[(start + i) % t->nbuf];
+		unmap(t, m);
+		h[i] = m->handle;
+	}
+	if (!rnd(&t->rng, 4)) {
+		bad = rnd(&t->rng, n + 1);
+		memmove(&h[bad + 1], &h[bad], (n - bad) * sizeof(h[0]));
+		h[bad] = bad && rnd(&t->rng, 2) ? h[rnd(&t->rng, bad)] :
+			 (1ULL << 52) + rnd(&t->rng, 1ULL << 40);
+		n++;
+	}
+	b = (struct memmgr_batch){
+		.entries = (uintptr_t)h, .count = n, .done = ~0U,
+	};
+	err = ioctl(pr->fd, MEMMGR_IOC_FREE_MANY, &b) ? errno : 0;
+	count(pr, OP_FREE_MANY);
+	if (bad < n ? err != ENOENT || b.done != bad : err || b.done != n)
+		fail(pr, "FREE_MANY of %u (bad %d): %s, done %u", n, (int)bad,
+		     strerror(err), b.done);
+	else if (bad < n)
+		count(pr, OP_BATCH_STOPPED);
+	if (b.done > n)
+		b.done = n;
+	for (i = 0; i < b.done; i++) {
+		m = find(t, h[i]);
+		if (!m) {
+			fail(pr, "FREE_MANY freed %#llx, not a buffer here",
+			     h[i]);
+			continue;
+		}
+		count(pr, OP_FREE);
+		if (!m->evicted)
+			__atomic_sub_fetch(&pr->acct[m->pool], m->granted,
+					   __ATOMIC_RELAXED);
+		forget(t, m);
+	}
+}
+
+/*
+ * RETAG of a storage buffer: to a new tag, to its own, or (an error) to
+ * another storage buffer's.  Only a buffer with no pin may have been
+ * evicted (ESTALE).  After a move its old tag is no one's.
+ */
+static void op_retag(struct thr *t)
+{
+	struct mbuf *m = pick(t, ST, false), *c = NULL;
+	struct proc *pr = t->pr;
+	struct memmgr_retag r;
+	struct memmgr_lookup l;
+	unsigned int kind = rnd(&t->rng, 8), i;
+	__u64 old;
+	int err;
+
+	if (!m)
+		return;
+	if (kind == 1)
+		for (i = 0; i < t->nbuf && !c; i++)
+			if (t->buf[i].pool == ST && &t->buf[i] != m)
+				c = &t->buf[i];
+	r = (struct memmgr_retag){
+		.handle = m->handle,
+		.tag = kind == 0 ? m->tag : c ? c->tag :
+		       (__u64)t->idx << 40 | t->next_tag++,
+	};
+	err = ioctl(pr->fd, MEMMGR_IOC_RETAG, &r) ? errno : 0;
+	count(pr, OP_RETAG);
+	if (err == ESTALE && !m->pins && !m->garbage) {
+		count(pr, OP_ESTALE);
+		mark_evicted(t, m);
+		return;
+	}
+	if (c) {
+		if (err != EEXIST)
+			fail(pr, "RETAG of %#llx to the tag of %#llx: %s, want EEXIST",
+			     m->handle, c->handle, strerror(err));
+		return;
+	}
+	/* To its own tag, an evicted buffer may say 0 or ESTALE. */
+	if (err || (m->evicted && r.tag != m->tag)) {
+		fail(pr, "RETAG of %#llx (%u pins%s): %s", m->handle, m->pins,
+		     m->evicted ? ", evicted" : "", strerror(err));
+		return;
+	}
+	old = m->tag;
+	m->tag = r.tag;
+	err = old == r.tag ? ENOENT : mm_lookup(pr, old, &l);
+	if (err != ENOENT)
+		fail(pr, "LOOKUP of tag %#llx after RETAG of %#llx away: %s",
+		     old, m->handle, strerror(err));
+	check_lookup(t, m);
+}
+
 /* mmap() failed with EINVAL: only an evicted buffer may say so. */
 static void map_refused(struct thr *t, struct mbuf *b, int err)
 {
-	if (err != EINVAL || b->pool != ST || b->pins) {
-		fail(t->pr, "mmap of %s buffer %#llx (%u pins): %s",
+	if (err != EINVAL || b->pool != ST || b->pins || b->garbage) {
+		fail(t->pr, "mmap of %s buffer %#llx (%u pins%s): %s",
 		     b->pool == ST ? "storage" : "exec", b->handle, b->pins,
+		     b->garbage ? ", garbage in its word" : "",
 		     strerror(err));
 		return;
 	}
@@ -815,6 +1336,83 @@ static int invalid_alloc(struct thr *t, struct memmgr_alloc *a)
 	return E2BIG;
 }
 
+static int mm_retag(struct proc *pr, __u64 handle, __u64 tag, __u64 flags,
+		    __u64 reserved)
+{
+	struct memmgr_retag r = {
+		.handle = handle, .tag = tag, .flags = flags,
+		.reserved = reserved,
+	};
+
+	return ioctl(pr->fd, MEMMGR_IOC_RETAG, &r) ? errno : 0;
+}
+
+/* RETAG of a buffer of ours (or an unknown handle) with a bad field. */
+static int invalid_retag(struct thr *t, const char **what)
+{
+	struct mbuf *b = pick(t, ST, false);
+	__u64 bit = 1ULL << rnd(&t->rng, 64);
+	__u64 handle = b ? b->handle : 1;
+	__u64 tag = (__u64)t->idx << 40 | 0xfffffffffULL;
+
+	if (rnd(&t->rng, 2)) {
+		*what = "RETAG with a flag";
+		return mm_retag(t->pr, handle, tag, bit, 0);
+	}
+	*what = "RETAG with a reserved bit";
+	return mm_retag(t->pr, handle, tag, 0, bit);
+}
+
+/*
+ * A batch whose header is bad (a flag, a reserved bit, count above
+ * MEMMGR_BATCH_MAX: EINVAL) or whose entries cannot be read (EFAULT),
+ * over entries that would work: ALLOC_MANY of a valid request, FREE_MANY
+ * of one of our buffers (whose FREE would break the model at the next
+ * LOOKUP or pause).
+ */
+static int invalid_batch(struct thr *t, unsigned long cmd, int *want,
+			 const char **what)
+{
+	struct memmgr_alloc a = {
+		.pool = EX, .size = t->pr->pg,
+		.tag = (__u64)t->idx << 40 | 0xfffffffffULL,
+	};
+	struct mbuf *m = pick(t, -1, false);
+	__u64 h = m ? m->handle : 1;
+	struct memmgr_batch b = {
+		.entries = cmd == MEMMGR_IOC_ALLOC_MANY ? (uintptr_t)&a :
+			   (uintptr_t)&h,
+		.count = 1,
+	};
+
+	*want = EINVAL;
+	switch (rnd(&t->rng, 5)) {
+	case 0:
+		b.flags = 1U << rnd(&t->rng, 32);
+		*what = "batch with a flag";
+		break;
+	case 1:
+		b.reserved0 = 1U << rnd(&t->rng, 32);
+		*what = "batch with reserved0";
+		break;
+	case 2:
+		b.reserved[rnd(&t->rng, 2)] = 1ULL << rnd(&t->rng, 64);
+		*what = "batch with a reserved bit";
+		break;
+	case 3:
+		b.count = MEMMGR_BATCH_MAX + 1 +
+			  rnd(&t->rng, 0xffffffffU - MEMMGR_BATCH_MAX);
+		*what = "batch of more than MEMMGR_BATCH_MAX";
+		break;
+	default:
+		b.entries = 0;
+		*want = EFAULT;
+		*what = "batch of NULL entries";
+		break;
+	}
+	return ioctl(t->pr->fd, cmd, &b) ? errno : 0;
+}
+
 static void op_invalid(struct thr *t)
 {
 	struct proc *pr = t->pr;
@@ -826,7 +1424,7 @@ static void op_invalid(struct thr *t)
 	const char *what;
 
 	count(pr, OP_INVALID);
-	switch (rnd(&t->rng, 9)) {
+	switch (rnd(&t->rng, 13)) {
 	case 0:
 		want = invalid_alloc(t, &a);
 		got = ioctl(pr->fd, MEMMGR_IOC_ALLOC, &a) ? errno : 0;
@@ -878,6 +1476,26 @@ static void op_invalid(struct thr *t)
 					  struct memmgr_alloc), &a) ? errno : 0;
 		what = "an unknown command";
 		break;
+	case 9:
+		want = EINVAL;
+		got = invalid_retag(t, &what);
+		break;
+	case 10:
+		b = pick(t, EX, false);
+		want = b ? EINVAL : ENOENT;
+		got = mm_retag(pr, b ? b->handle : t->last_freed ?
+			       t->last_freed : (1ULL << 52) +
+			       rnd(&t->rng, 1ULL << 40),
+			       (__u64)t->idx << 40 | 0xfffffffffULL, 0, 0);
+		what = b ? "RETAG of an exec buffer" :
+		       "RETAG of an unknown handle";
+		break;
+	case 11:
+		got = invalid_batch(t, MEMMGR_IOC_ALLOC_MANY, &want, &what);
+		break;
+	case 12:
+		got = invalid_batch(t, MEMMGR_IOC_FREE_MANY, &want, &what);
+		break;
 	default:
 		want = EFAULT;
 		got = ioctl(pr->fd, MEMMGR_IOC_STATS, NULL) ? errno : 0;
@@ -889,13 +1507,69 @@ static void op_invalid(struct thr *t)
 		     strerror(want));
 }
 
-/* Invalid mappings: MAP_PRIVATE (EINVAL) and PROT_EXEC (EPERM). */
+/*
+ * Invalid mappings of the state area.  A file with one: MAP_PRIVATE
+ * (EINVAL), PROT_EXEC (EPERM), past the area's end (EINVAL).  A file
+ * without one that holds storage (a buffer of this thread's, live or
+ * evicted) may not make one (EBUSY).
+ */
+static void op_invalid_state_map(struct thr *t)
+{
+	struct proc *pr = t->pr;
+	__u64 len = pr->pg, off = MEMMGR_STATE_OFFSET +
+		    rnd(&t->rng, MEMMGR_STATE_SIZE / pr->pg) * pr->pg;
+	int prot = PROT_READ | PROT_WRITE, flags = MAP_SHARED, want = EINVAL;
+	const char *what;
+	void *p;
+
+	if (!pr->state) {
+		if (!pick(t, ST, false))
+			return;
+		want = EBUSY;
+		what = "of the state area, storage held";
+	} else {
+		switch (rnd(&t->rng, 3)) {
+		case 0:
+			flags = MAP_PRIVATE;
+			what = "MAP_PRIVATE of the state area";
+			break;
+		case 1:
+			prot |= PROT_EXEC;
+			want = EPERM;
+			what = "PROT_EXEC of the state area";
+			break;
+		default:
+			off = MEMMGR_STATE_OFFSET + MEMMGR_STATE_SIZE - pr->pg;
+			len = 2 * pr->pg;
+			what = "past the end of the state area";
+			break;
+		}
+	}
+	count(pr, OP_INVALID);
+	p = mmap(NULL, len, prot, flags, pr->fd, off);
+	if (p != MAP_FAILED) {
+		fail(pr, "mmap %s succeeded", what);
+		munmap(p, len);
+	} else if (errno != want) {
+		fail(pr, "mmap %s: %s, want %s", what, strerror(errno),
+		     strerror(want));
+	}
+}
+
+/*
+ * Invalid mappings: MAP_PRIVATE (EINVAL) and PROT_EXEC (EPERM); a third
+ * of them of the state area.
+ */
 static void op_invalid_map(struct thr *t)
 {
 	struct mbuf *b = pick(t, -1, false);
 	bool exec = rnd(&t->rng, 2);
 	void *p;
 
+	if (!rnd(&t->rng, 3)) {
+		op_invalid_state_map(t);
+		return;
+	}
 	if (!b)
 		return;
 	count(t->pr, OP_INVALID);
@@ -913,8 +1587,12 @@ static void op_invalid_map(struct thr *t)
 
 static void one_op(struct thr *t)
 {
-	__u64 r = rnd(&t->rng, 100);
+	__u64 r = rnd(&t->rng, 110);
 
+	if (t->pr->state && !rnd(&t->rng, 200)) {
+		op_garbage(t);
+		return;
+	}
 	if (r < 22) {
 		if (t->nbuf < MAX_BUFS)
 			op_alloc(t);
@@ -942,8 +1620,17 @@ static void one_op(struct thr *t)
 		op_rw(t, true);
 	} else if (r < 97) {
 		op_invalid(t);
-	} else {
+	} else if (r < 100) {
 		op_invalid_map(t);
+	} else if (r < 104) {
+		if (t->nbuf < MAX_BUFS)
+			op_alloc_many(t);
+		else
+			op_free_many(t);
+	} else if (r < 107) {
+		op_free_many(t);
+	} else {
+		op_retag(t);
 	}
 }
 
@@ -1010,13 +1697,40 @@ static struct memmgr_stats mm_stats(int fd)
 }
 
 /*
+ * At a pause no one changes a word, so it is what the model says: garbage
+ * keeps a generation not the buffer's; an evicted buffer's word is GONE;
+ * a live one's has the model's pins, USED if it was pinned since, PARKED
+ * only while pinned.
+ */
+static void check_word(struct thr *t, const struct mbuf *b)
+{
+	__u64 gen = gen_of(b->handle), w = word_load(word_of(t->pr, b));
+	bool ok;
+
+	if (b->garbage)
+		ok = (w & ~STATE_LOW) != gen;
+	else if (b->evicted)
+		ok = w == (gen | MEMMGR_STATE_GONE);
+	else
+		ok = (w & ~(MEMMGR_STATE_USED | MEMMGR_STATE_PARKED)) ==
+		     (gen | b->pins) &&
+		     (b->pins || !(w & MEMMGR_STATE_PARKED));
+	if (!ok)
+		fail(t->pr, "word of %#llx at a pause (%u pins%s): %#llx",
+		     b->handle, b->pins, b->garbage ? ", garbage" :
+		     b->evicted ? ", evicted" : "", w);
+}
+
+/*
  * With every thread parked: learn which unpinned buffers were evicted,
- * then compare the account, the buffers and the file's use.
+ * then compare the account, the buffers and the file's use, and report
+ * them with the storage bytes pinned (or with garbage in their word).
  */
 static void reconcile(struct proc *pr, int gen)
 {
 	struct slot *s = &ctl->slot[pr->slot];
 	__u64 sum[MEMMGR_NR_POOLS] = { 0 }, live[MEMMGR_NR_POOLS] = { 0 };
+	__u64 pinned = 0;
 	struct memmgr_stats st;
 	unsigned int i, j, p;
 
@@ -1028,12 +1742,17 @@ static void reconcile(struct proc *pr, int gen)
 
 			if (b->pool == ST)
 				check_lookup(t, b);
+			if (b->pool == ST && pr->state)
+				check_word(t, b);
 			if (b->evicted)
 				continue;
 			sum[b->pool] += b->granted;
 			live[b->pool]++;
+			if (b->pool == ST && (b->pins || b->garbage))
+				pinned += b->granted;
 		}
 	}
+	s->pinned = pinned;
 	st = mm_stats(pr->fd);
 	for (p = 0; p < MEMMGR_NR_POOLS; p++) {
 		if (sum[p] != pr->acct[p] || st.client_used[p] != pr->acct[p])
@@ -1089,7 +1808,33 @@ static void pause_proc(struct proc *pr, int gen)
 	pthread_mutex_unlock(&pr->lock);
 }
 
-/* Half the workers free everything themselves; the rest leave it to exit. */
+/* FREE_MANY of every buffer of @t at once. */
+static void free_all_many(struct thr *t)
+{
+	struct memmgr_batch b;
+	__u64 h[MAX_BUFS];
+	unsigned int i, n = t->nbuf;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		unmap(t, &t->buf[i]);
+		h[i] = t->buf[i].handle;
+	}
+	b = (struct memmgr_batch){
+		.entries = (uintptr_t)h, .count = n, .done = ~0U,
+	};
+	err = ioctl(t->pr->fd, MEMMGR_IOC_FREE_MANY, &b) ? errno : 0;
+	if (err || b.done != n)
+		fail(t->pr, "FREE_MANY of all %u buffers at the end: %s, done %u",
+		     n, strerror(err), b.done);
+	else
+		t->nbuf = 0;
+}
+
+/*
+ * Half the workers free everything themselves (half of their threads with
+ * one FREE_MANY); the rest leave it to exit.
+ */
 static void proc_end(struct proc *pr, __u64 *rng)
 {
 	struct memmgr_stats st;
@@ -1100,6 +1845,8 @@ static void proc_end(struct proc *pr, __u64 *rng)
 	for (i = 0; i < pr->nthr; i++) {
 		struct thr *t = &pr->thr[i];
 
+		if (t->nbuf && rnd(rng, 2))
+			free_all_many(t);
 		while (t->nbuf) {
 			struct mbuf *b = &t->buf[0];
 			int err;
@@ -1118,6 +1865,7 @@ static void proc_end(struct proc *pr, __u64 *rng)
 		     st.client_used[ST], st.client_used[EX]);
 }
 
+/* Open a file; map its state area first if the slot's workers do. */
 static void proc_init(struct proc *pr, int slot)
 {
 	struct memmgr_stats st;
@@ -1134,6 +1882,17 @@ static void proc_init(struct proc *pr, int slot)
 	pr->T = st.total;
 	pr->S = st.pool[ST].quota;
 	pr->E = st.pool[EX].quota;
+	/* All of it: the offsets of live and evicted entries add up. */
+	if (state_slot(slot)) {
+		void *p = mmap(NULL, MEMMGR_STATE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, pr->fd, MEMMGR_STATE_OFFSET);
+
+		if (p == MAP_FAILED)
+			fail(pr, "mmap of the state area of a new file: %s",
+			     strerror(errno));
+		else
+			pr->state = p;
+	}
 	pthread_mutex_init(&pr->lock, NULL);
 	pthread_cond_init(&pr->cond, NULL);
 }
@@ -1294,7 +2053,7 @@ static bool pause_all(int gen)
 /* The invariants of a paused device against what the workers report. */
 static bool check_invariants(const char *when)
 {
-	__u64 used[2] = { 0 }, acct[2] = { 0 }, live[2] = { 0 };
+	__u64 used[2] = { 0 }, acct[2] = { 0 }, live[2] = { 0 }, pinned = 0;
 	struct memmgr_stats st = mm_stats(parent_fd);
 	__u64 T = st.total, S = st.pool[ST].quota, E = st.pool[EX].quota;
 	bool ok = true;
@@ -1303,6 +2062,7 @@ static bool check_invariants(const char *when)
 	for (i = 0; i < cfg.procs; i++) {
 		if (!ctl->slot[i].pid)
 			continue;
+		pinned += ctl->slot[i].pinned;
 		for (p = 0; p < 2; p++) {
 			used[p] += ctl->slot[i].client_used[p];
 			acct[p] += ctl->slot[i].acct[p];
@@ -1337,6 +2097,10 @@ static bool check_invariants(const char *when)
 	CHECK(st.pool[ST].pinned <= st.pool[ST].used,
 	      "%s: pinned %llu > storage used %llu", when, st.pool[ST].pinned,
 	      st.pool[ST].used);
+	/* Pinned in a word, by the ioctl or with garbage in the word alike. */
+	CHECK(st.pool[ST].pinned == pinned,
+	      "%s: storage pinned %llu, buffers pinned or with garbage %llu",
+	      when, st.pool[ST].pinned, pinned);
 	CHECK(st.waiters == 0, "%s: %u requests held", when, st.waiters);
 	CHECK(!st.client_used[ST] && !st.client_used[EX],
 	      "%s: the parent's file uses memory", when);
@@ -1464,6 +2228,18 @@ static void print_totals(double secs)
 	ksft_print_msg("  %-34s %lu\n", "failures", ctl->failures);
 }
 
+static void print_state_slots(void)
+{
+	char list[4 * MAX_PROCS + 1] = "";
+	unsigned int i, n = 0;
+
+	for (i = 0; i < cfg.procs; i++)
+		if (state_slot(i))
+			n += snprintf(list + n, sizeof(list) - n, " %u", i);
+	ksft_print_msg("workers with a state area (pins by swap):%s\n",
+		       n ? list : " none");
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
@@ -1551,6 +2327,7 @@ int main(int argc, char **argv)
 		       cfg.seed, cfg.seed, cfg.seconds, cfg.procs,
 		       cfg.threads);
 	setup();
+	print_state_slots();
 	rng = seed_mix(cfg.seed, 0xffffffff);
 	start = now_ns();
 	deadline = start + cfg.seconds * NSEC;

@@ -5,8 +5,8 @@
  * libmemmgr.h documents the interface.
  *
  * A handle keeps four hash tables, all under its mutex:
- *  - by_addr: every mapping (struct mm_map) by its address, for free;
- *  - by_page: storage mappings by page id, for lookup, pin and release;
+ *  - by_addr: every buffer (struct mm_map) by its address, for free;
+ *  - by_page: storage buffers by page id, for lookup, pin and release;
  *  - by_exec: one struct mm_exec per exec id that has memory, listing its
  *    mappings (for release) and, per size class, its chunks with a free
  *    slot and its retained (empty) chunks (struct mm_chunk);
@@ -22,17 +22,29 @@
  * retained up to the handle's cap, so a batch that is freed and allocated
  * again asks the kernel nothing.
  *
+ * Buffers are where the kernel put them in the handle's window (window +
+ * offset), or, without a window, each in a mapping of its own.  Pins are
+ * the kernel's state words (libmemmgr.h has the inline half), or ioctls
+ * without a state area.
+ *
  * A request to the kernel that may wait (MEMMGR_IOC_ALLOC) runs without
- * the mutex.  mmap() and the tables are then done under it, so a release
- * of the same id either finds the new mapping in the tables or has freed
- * the buffer first, and the allocation says -ECANCELED.  In that case the
- * buffer's mmap offset may already belong to a buffer allocated since
- * (the kernel reuses a freed buffer's range), so mmap() can succeed on the
- * wrong buffer: when a release ran since the request began (the handle
- * counts them), the allocation asks the kernel whether its handle is
- * still there (LOOKUP by handle), which proves the mapping is its own.  Storage buffers are
- * allocated pinned and unpinned once mapped, so an eviction cannot come
- * between the kernel's grant and mmap().
+ * the mutex.  The tables (and mmap(), without a window) are then done
+ * under it, so a release of the same id either finds the new buffer in
+ * the tables or has freed it first, and the allocation says -ECANCELED.
+ * In that case the buffer's offset may already belong to a buffer
+ * allocated since (the kernel reuses a freed buffer's range): its address
+ * in the window is then the other buffer's, and without a window mmap()
+ * of its offset would succeed on the other buffer.  So when a release ran
+ * since the request began (the handle counts them), the allocation asks
+ * the kernel whether its handle is still there (LOOKUP by handle): a
+ * buffer keeps its range as long as its handle exists.  Every call that
+ * frees buffers (FREE, FREE_MANY, RELEASE) is made under the mutex and
+ * takes them out of the tables in the same hold, so the tables never hold
+ * a buffer the kernel freed when another is entered at its address.
+ * Without a window, storage buffers are allocated pinned and unpinned once
+ * mapped, so an eviction cannot come between the kernel's grant and
+ * mmap(); in the window an evicted buffer's address gets SIGBUS, as its
+ * pointer would later, so they are allocated as asked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +78,11 @@ _Static_assert(MEMMGR_SMALL_MIN << (NR_CLASSES - 1) == MEMMGR_SMALL_MAX,
 #define CHUNK_MIN_OBJS	16
 
 #define HTAB_MIN_SLOTS	64
+
+/* The figures page: one page of 4 KiB whatever the page size. */
+#define FIGURES_LEN	4096
+_Static_assert(sizeof(struct memmgr_figures) <= FIGURES_LEN,
+	       "struct memmgr_figures must fit its page");
 
 /* A circular doubly linked list, as the kernel's list_head. */
 struct mm_list {
@@ -231,6 +248,7 @@ struct mm_map {
 	uint64_t requested;		/* bytes asked for (0 for a chunk) */
 	uint32_t pool;
 	bool chunk;			/* the map of a struct mm_chunk */
+	bool freeing;			/* in a memmgr_free_many() batch */
 };
 
 /* One page of a chunk in by_chunk, so that free finds it from a pointer. */
@@ -263,8 +281,13 @@ struct mm_chunk {
 };
 
 struct memmgr {
+	struct memmgr_fast fast;	/* first: libmemmgr.h's inlines */
 	int fd;
 	unsigned int page_shift;
+	unsigned char *window;		/* MEMMGR_OFFSET_LIMIT bytes, or NULL */
+	size_t state_len;		/* bytes mapped at fast.state */
+	const struct memmgr_figures *figures;	/* a page, or NULL */
+	bool batch;			/* the kernel has ALLOC_MANY */
 	unsigned int chunk_shift[NR_CLASSES];	/* log2 of chunk sizes */
 	int lock;			/* everything below: mm_lock() */
 	uint64_t releases;		/* written under the lock, read atomically */
@@ -376,14 +399,60 @@ static void zero_object(void *p, size_t size)
 /* The kernel's side: each returns 0 or a negative errno. */
 
 static int kernel_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
-			size_t size, int64_t timeout_ms,
+			size_t size, int64_t timeout_ms, unsigned int flags,
 			struct memmgr_alloc *a)
 {
 	*a = (struct memmgr_alloc){
-		.pool = pool, .size = size, .tag = tag,
+		.pool = pool, .flags = flags, .size = size, .tag = tag,
 		.timeout_ms = timeout_ms,
 	};
 	return ioctl(mm->fd, MEMMGR_IOC_ALLOC, a) ? -errno : 0;
+}
+
+/*
+ * MEMMGR_IOC_ALLOC_MANY of @count entries (single ALLOCs without it):
+ * *@done set to the entries granted, the first ones; the error of the next.
+ */
+static int kernel_alloc_many(struct memmgr *mm, struct memmgr_alloc *ents,
+			     size_t count, size_t *done)
+{
+	struct memmgr_batch b = {
+		.entries = (uintptr_t)ents, .count = count,
+	};
+	int ret;
+
+	if (!mm->batch) {
+		for (*done = 0; *done < count; (*done)++)
+			if (ioctl(mm->fd, MEMMGR_IOC_ALLOC, &ents[*done]))
+				return -errno;
+		return 0;
+	}
+	ret = ioctl(mm->fd, MEMMGR_IOC_ALLOC_MANY, &b) ? -errno : 0;
+	*done = b.done < count ? b.done : count;
+	return ret;
+}
+
+/* MEMMGR_IOC_FREE_MANY of @count handles, as kernel_alloc_many(). */
+static int kernel_free_many(struct memmgr *mm, uint64_t *handles,
+			    size_t count, size_t *done)
+{
+	struct memmgr_batch b = {
+		.entries = (uintptr_t)handles, .count = count,
+	};
+	int ret;
+
+	if (!mm->batch) {
+		for (*done = 0; *done < count; (*done)++) {
+			struct memmgr_buf buf = { .handle = handles[*done] };
+
+			if (ioctl(mm->fd, MEMMGR_IOC_FREE, &buf))
+				return -errno;
+		}
+		return 0;
+	}
+	ret = ioctl(mm->fd, MEMMGR_IOC_FREE_MANY, &b) ? -errno : 0;
+	*done = b.done < count ? b.done : count;
+	return ret;
 }
 
 static int kernel_buf(struct memmgr *mm, unsigned long cmd, uint64_t handle)
@@ -408,8 +477,9 @@ static int kernel_release(struct memmgr *mm, uint32_t pool, uint64_t tag,
 }
 
 /*
- * Give back a buffer that could not be mapped, and say why: EINVAL when the
- * buffer is gone, released by its id meanwhile (see map_insert_locked()).
+ * Give back a buffer that could not be entered in the tables, and say why:
+ * EINVAL when the buffer is gone, released by its id meanwhile (see
+ * map_insert_locked()).
  */
 static int kernel_undo(struct memmgr *mm, uint64_t handle, int err)
 {
@@ -496,9 +566,10 @@ static uint64_t releases_now(struct memmgr *mm)
 }
 
 /*
- * Is the buffer of @handle still this file's?  If so, a mapping of its
- * offset made since it was granted is its own: it keeps its range while
- * it is in the kernel's tables.
+ * Is the buffer of @handle still this file's (live or evicted)?  If so, its
+ * range of offsets is its own, so are its address in the window and a
+ * mapping of its offset made since it was granted: a buffer keeps its
+ * range while it is in the kernel's tables.
  */
 static bool kernel_has(struct memmgr *mm, uint64_t handle)
 {
@@ -509,8 +580,45 @@ static bool kernel_has(struct memmgr *mm, uint64_t handle)
 	return !ioctl(mm->fd, MEMMGR_IOC_LOOKUP, &l) || errno != ENOENT;
 }
 
+static void map_drop_locked(struct memmgr *mm, struct mm_map *map);
+
 /*
- * Map a buffer the kernel granted (@a) and enter it in the tables, with
+ * *@addrp: the address of a buffer the kernel granted, in the window or
+ * mapped on its own.
+ */
+static int map_addr_locked(struct memmgr *mm, const struct memmgr_alloc *a,
+			   void **addrp)
+{
+	struct mm_map *stale;
+
+	/* As below: a buffer freed behind the library's back had the tag. */
+	if (a->pool == MEMMGR_POOL_STORAGE) {
+		stale = page_find_locked(mm, a->tag);
+		if (stale)
+			map_drop_locked(mm, stale);
+	}
+	if (!mm->window) {
+		*addrp = mmap(NULL, a->granted, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, mm->fd, a->offset);
+		return *addrp == MAP_FAILED ? -errno : 0;
+	}
+	/* memmgr_state_word() finds a storage buffer's word so. */
+	if (a->pool == MEMMGR_POOL_STORAGE &&
+	    (uint32_t)a->handle != (a->offset >> mm->page_shift) + 1)
+		return -EPROTO;
+	*addrp = mm->window + a->offset;
+	/*
+	 * The kernel gave a range still in the tables: their buffer was freed
+	 * behind the library's back (libmemmgr.h), so forget it.
+	 */
+	stale = map_find_locked(mm, *addrp);
+	if (stale)
+		map_drop_locked(mm, stale);
+	return 0;
+}
+
+/*
+ * Enter a buffer the kernel granted (@a) in the tables, mapped, with
  * @requested bytes asked for; @releases is releases_now() from before the
  * request.  On failure @map is untouched and the buffer is still the
  * kernel's: see kernel_undo().
@@ -523,23 +631,24 @@ static int map_insert_locked(struct memmgr *mm, struct mm_map *map,
 	void *addr;
 	int ret;
 
+	/* Released by its id, and its range maybe someone else's since. */
+	if (mm->releases != releases && !kernel_has(mm, a->handle))
+		return -EINVAL;
+	ret = map_addr_locked(mm, a, &addr);
+	if (ret)
+		return ret;
 	if (a->pool == MEMMGR_POOL_EXEC) {
 		ex = exec_get_locked(mm, a->tag);
-		if (!ex)
-			return -ENOMEM;
+		if (!ex) {
+			ret = -ENOMEM;
+			goto err_unmap;
+		}
 	}
-	addr = mmap(NULL, a->granted, PROT_READ | PROT_WRITE, MAP_SHARED,
-		    mm->fd, a->offset);
-	if (addr == MAP_FAILED) {
-		ret = -errno;
-		goto err_put_exec;
-	}
-	/* Released by its id, and its range maybe someone else's since. */
-	if (mm->releases != releases && !kernel_has(mm, a->handle)) {
-		munmap(addr, a->granted);
-		ret = -EINVAL;
-		goto err_put_exec;
-	}
+	/* Its word can be read from now on (see memmgr_state_word()). */
+	if (mm->fast.state && a->pool == MEMMGR_POOL_STORAGE &&
+	    (uint32_t)a->handle > mm->fast.nr_words)
+		__atomic_store_n(&mm->fast.nr_words, (uint32_t)a->handle,
+				 __ATOMIC_RELAXED);
 	map->addr = addr;
 	map->handle = a->handle;
 	map->size = a->granted;
@@ -556,9 +665,9 @@ static int map_insert_locked(struct memmgr *mm, struct mm_map *map,
 	mm->buffers[map->pool]++;
 	return 0;
 
-err_put_exec:
-	if (ex)
-		exec_put_locked(mm, ex);
+err_unmap:
+	if (!mm->window)
+		munmap(addr, a->granted);
 	return ret;
 }
 
@@ -592,13 +701,14 @@ static void chunk_remove_locked(struct memmgr *mm, struct mm_chunk *chunk)
 }
 
 /*
- * Unmap a buffer and take it out of the tables; its exec id's record and
- * the struct itself are the caller's to put and free.
+ * Unmap a buffer (without a window) and take it out of the tables; its exec
+ * id's record and the struct itself are the caller's to put and free.
  */
 static void map_remove_locked(struct memmgr *mm, struct mm_map *map)
 {
 	/* Unmapping the whole of a mapping never fails. */
-	munmap(map->addr, map->size);
+	if (!mm->window)
+		munmap(map->addr, map->size);
 	htab_del(&mm->by_addr, &map->addr_node);
 	if (map->exec)
 		list_del(&map->exec_link);
@@ -619,20 +729,27 @@ static void map_free(struct mm_map *map)
 		free(map);
 }
 
+/* Forget a buffer the kernel no longer has: the mapping and the record. */
+static void map_drop_locked(struct memmgr *mm, struct mm_map *map)
+{
+	struct mm_exec *ex = map->exec;
+
+	map_remove_locked(mm, map);
+	map_free(map);
+	if (ex)
+		exec_put_locked(mm, ex);
+}
+
 /* Free a buffer: the kernel's, the mapping and the record. */
 static int map_destroy_locked(struct memmgr *mm, struct mm_map *map)
 {
-	struct mm_exec *ex = map->exec;
 	int ret;
 
 	ret = kernel_buf(mm, MEMMGR_IOC_FREE, map->handle);
 	/* ENOENT: the kernel has nothing left to give back. */
 	if (ret && ret != -ENOENT)
 		return ret;
-	map_remove_locked(mm, map);
-	map_free(map);
-	if (ex)
-		exec_put_locked(mm, ex);
+	map_drop_locked(mm, map);
 	return 0;
 }
 
@@ -666,15 +783,21 @@ static uint64_t trim_all(struct memmgr *mm)
 	return before;
 }
 
-/*
- * Would @size bytes of @pool be granted at once, by the kernel's figures
- * now?  A guess (other clients move on meanwhile) that decides whether
- * retained chunks go back before a request that may wait.
- */
-static bool fits_now(struct memmgr *mm, uint32_t pool, size_t size)
+/* @size rounded up to whole pages. */
+static uint64_t page_bytes(const struct memmgr *mm, size_t size)
 {
 	uint64_t mask = ((uint64_t)1 << mm->page_shift) - 1;
-	uint64_t bytes = ((uint64_t)size + mask) & ~mask;
+
+	return ((uint64_t)size + mask) & ~mask;
+}
+
+/*
+ * Would @bytes (whole pages) of @pool be granted at once, by the kernel's
+ * figures now?  A guess (other clients move on meanwhile) that decides
+ * whether retained chunks go back before a request that may wait.
+ */
+static bool fits_now(struct memmgr *mm, uint32_t pool, uint64_t bytes)
+{
 	struct memmgr_stats st;
 
 	if (ioctl(mm->fd, MEMMGR_IOC_STATS, &st) || st.waiters ||
@@ -691,15 +814,36 @@ static bool fits_now(struct memmgr *mm, uint32_t pool, size_t size)
  */
 static int kernel_alloc_trim(struct memmgr *mm, uint32_t pool, uint64_t tag,
 			     size_t size, int64_t timeout_ms,
-			     struct memmgr_alloc *a)
+			     unsigned int flags, struct memmgr_alloc *a)
 {
 	int ret;
 
-	if (timeout_ms && !fits_now(mm, pool, size))
+	if (timeout_ms && !fits_now(mm, pool, page_bytes(mm, size)))
 		trim_all(mm);
-	ret = kernel_alloc(mm, pool, tag, size, timeout_ms, a);
+	ret = kernel_alloc(mm, pool, tag, size, timeout_ms, flags, a);
 	if (ret == -EAGAIN && !timeout_ms && trim_all(mm))
-		ret = kernel_alloc(mm, pool, tag, size, 0, a);
+		ret = kernel_alloc(mm, pool, tag, size, 0, flags, a);
+	return ret;
+}
+
+/*
+ * MEMMGR_IOC_ALLOC_MANY of storage entries (@bytes in all, whole pages),
+ * under pressure as kernel_alloc_trim(): *@done set to the entries granted.
+ */
+static int kernel_alloc_many_trim(struct memmgr *mm, struct memmgr_alloc *ents,
+				  size_t count, uint64_t bytes,
+				  int64_t timeout_ms, size_t *done)
+{
+	size_t more;
+	int ret;
+
+	if (timeout_ms && !fits_now(mm, MEMMGR_POOL_STORAGE, bytes))
+		trim_all(mm);
+	ret = kernel_alloc_many(mm, ents, count, done);
+	if (ret == -EAGAIN && !timeout_ms && trim_all(mm)) {
+		ret = kernel_alloc_many(mm, ents + *done, count - *done, &more);
+		*done += more;
+	}
 	return ret;
 }
 
@@ -717,13 +861,15 @@ static int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 	map = calloc(1, sizeof(*map));
 	if (!map)
 		return -ENOMEM;
-	ret = kernel_alloc_trim(mm, pool, tag, size, timeout_ms, &a);
+	/* Without a window: pinned until mapped (see the top). */
+	ret = kernel_alloc_trim(mm, pool, tag, size, timeout_ms,
+				mm->window ? flags : 0, &a);
 	if (ret)
 		goto err_free_map;
 
 	mm_lock(mm);
 	ret = map_insert_locked(mm, map, &a, size, releases);
-	if (!ret && (flags & MEMMGR_ALLOC_UNPINNED)) {
+	if (!ret && !mm->window && (flags & MEMMGR_ALLOC_UNPINNED)) {
 		ret = kernel_buf(mm, MEMMGR_IOC_UNPIN, a.handle);
 		if (ret)
 			map_remove_locked(mm, map);
@@ -867,7 +1013,7 @@ static int small_alloc_chunk(struct memmgr *mm, uint64_t exec_id,
 	if (!chunk)
 		return -ENOMEM;
 	ret = kernel_alloc_trim(mm, MEMMGR_POOL_EXEC, exec_id,
-				chunk_size(mm, cls), timeout_ms, &a);
+				chunk_size(mm, cls), timeout_ms, 0, &a);
 	if (ret)
 		goto err_free_chunk;
 
@@ -989,13 +1135,65 @@ err_fini_addr:
 	return ret;
 }
 
+/*
+ * Issue 12's interface, before any allocation (the state area must come
+ * first): whatever of it the module has, all or nothing of the window and
+ * the state area.  A module without it fails ALLOC_MANY with ENOTTY and
+ * the mmap()s with EINVAL.
+ */
+static void fast_init(struct memmgr *mm)
+{
+	struct memmgr_batch b = { .count = 0 };
+	void *p;
+
+	mm->batch = !ioctl(mm->fd, MEMMGR_IOC_ALLOC_MANY, &b);
+	/* A 32-bit off_t cannot name the figures' offset. */
+	if (sizeof(off_t) >= 8) {
+		p = mmap(NULL, FIGURES_LEN, PROT_READ, MAP_SHARED, mm->fd,
+			 (off_t)MEMMGR_FIGURES_OFFSET);
+		if (p != MAP_FAILED)
+			mm->figures = p;
+	}
+#if UINTPTR_MAX > 0xffffffffU
+	/* The window first: a state area alone would serve no one. */
+	p = mmap(NULL, MEMMGR_OFFSET_LIMIT, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 mm->fd, MEMMGR_WINDOW_OFFSET);
+	if (p == MAP_FAILED)
+		return;
+	/* A word per page of the file's offsets: 8 GiB with 4 KiB pages. */
+	mm->state_len = (MEMMGR_OFFSET_LIMIT >> mm->page_shift) * 8;
+	mm->fast.state = mmap(NULL, mm->state_len, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, mm->fd, MEMMGR_STATE_OFFSET);
+	if (mm->fast.state == MAP_FAILED) {
+		mm->fast.state = NULL;
+		munmap(p, MEMMGR_OFFSET_LIMIT);
+		return;
+	}
+	/* No word is backed yet: storage allocations raise it. */
+	mm->fast.nr_words = 0;
+	mm->window = p;
+#endif
+}
+
+static void fast_fini(struct memmgr *mm)
+{
+	if (mm->figures)
+		munmap((void *)mm->figures, FIGURES_LEN);
+#if UINTPTR_MAX > 0xffffffffU
+	if (mm->window) {
+		munmap(mm->window, MEMMGR_OFFSET_LIMIT);
+		munmap(mm->fast.state, mm->state_len);
+	}
+#endif
+}
+
 int memmgr_open(struct memmgr **mmp, unsigned int flags)
 {
 	int oflags = O_RDWR | O_CLOEXEC;
 	struct memmgr *mm;
 	int ret;
 
-	if (flags & ~MEMMGR_OPEN_NONBLOCK)
+	if (flags & ~(MEMMGR_OPEN_NONBLOCK | MEMMGR_OPEN_NO_FAST))
 		return -EINVAL;
 	if (flags & MEMMGR_OPEN_NONBLOCK)
 		oflags |= O_NONBLOCK;
@@ -1010,6 +1208,8 @@ int memmgr_open(struct memmgr **mmp, unsigned int flags)
 	ret = handle_init(mm);
 	if (ret)
 		goto err_close;
+	if (!(flags & MEMMGR_OPEN_NO_FAST))
+		fast_init(mm);
 	*mmp = mm;
 	return 0;
 
@@ -1042,6 +1242,7 @@ void memmgr_close(struct memmgr *mm)
 		}
 	}
 	mm_unlock(mm);
+	fast_fini(mm);
 	close(mm->fd);
 	htab_fini(&mm->by_chunk);
 	htab_fini(&mm->by_exec);
@@ -1114,6 +1315,227 @@ out_unlock:
 	return ret;
 }
 
+/* Batches: MEMMGR_IOC_ALLOC_MANY and MEMMGR_IOC_FREE_MANY. */
+
+/*
+ * One call of memmgr_alloc_storage_many(): @count entries, at most
+ * MEMMGR_BATCH_MAX, with room for them at @ents and @maps.  *@done is set
+ * to the entries done (the first ones); the error of the next is returned.
+ */
+static int storage_batch(struct memmgr *mm, size_t count,
+			 const uint64_t *page_ids, const size_t *sizes,
+			 int64_t timeout_ms, unsigned int flags, void **ptrs,
+			 uint64_t *handles, struct memmgr_alloc *ents,
+			 struct mm_map **maps, size_t *done)
+{
+	uint64_t releases = releases_now(mm), bytes = 0, b;
+	size_t granted = 0, room, i, j;
+	int ret = 0, err = 0;
+
+	for (room = 0; room < count; room++) {
+		maps[room] = calloc(1, sizeof(*maps[room]));
+		if (!maps[room]) {
+			/* The entries there is room for, then -ENOMEM. */
+			err = -ENOMEM;
+			break;
+		}
+		/* Without a window: pinned until mapped (see the top). */
+		ents[room] = (struct memmgr_alloc){
+			.pool = MEMMGR_POOL_STORAGE,
+			.flags = mm->window ? flags : 0,
+			.size = sizes[room], .tag = page_ids[room],
+			.timeout_ms = timeout_ms,
+		};
+		b = page_bytes(mm, sizes[room]);
+		bytes = bytes + b < bytes ? UINT64_MAX : bytes + b;
+	}
+	if (room)
+		ret = kernel_alloc_many_trim(mm, ents, room, bytes, timeout_ms,
+					     &granted);
+	if (!ret)
+		ret = err;
+
+	mm_lock(mm);
+	for (i = 0; i < granted; i++) {
+		err = map_insert_locked(mm, maps[i], &ents[i], sizes[i],
+					releases);
+		if (!err && !mm->window && (flags & MEMMGR_ALLOC_UNPINNED)) {
+			err = kernel_buf(mm, MEMMGR_IOC_UNPIN, ents[i].handle);
+			if (err)
+				map_remove_locked(mm, maps[i]);
+		}
+		if (err)
+			break;
+		ptrs[i] = maps[i]->addr;
+		if (handles)
+			handles[i] = ents[i].handle;
+	}
+	mm_unlock(mm);
+	if (i < granted) {
+		/* The library failed entry i: it and those after go back. */
+		ret = kernel_undo(mm, ents[i].handle, err);
+		for (j = i + 1; j < granted; j++)
+			kernel_buf(mm, MEMMGR_IOC_FREE, ents[j].handle);
+		granted = i;
+	}
+	for (i = granted; i < room; i++)
+		free(maps[i]);
+	*done = granted;
+	return ret;
+}
+
+int memmgr_alloc_storage_many(struct memmgr *mm, size_t n,
+			      const uint64_t *page_ids, const size_t *sizes,
+			      int64_t timeout_ms, unsigned int flags,
+			      void **ptrs, uint64_t *handles, size_t *done)
+{
+	size_t room = n < MEMMGR_BATCH_MAX ? n : MEMMGR_BATCH_MAX, off = 0;
+	struct memmgr_alloc *ents = NULL;
+	struct mm_map **maps = NULL;
+	size_t count, got;
+	int ret = 0;
+
+	if (timeout_ms < MEMMGR_WAIT_FOREVER || (flags & ~MEMMGR_ALLOC_FLAGS) ||
+	    (n && (!page_ids || !sizes || !ptrs))) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!n)
+		goto out;
+	ents = malloc(room * sizeof(*ents));
+	maps = malloc(room * sizeof(*maps));
+	if (!ents || !maps) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (off < n && !ret) {
+		count = n - off < room ? n - off : room;
+		ret = storage_batch(mm, count, page_ids + off, sizes + off,
+				    timeout_ms, flags, ptrs + off,
+				    handles ? handles + off : NULL, ents, maps,
+				    &got);
+		off += got;
+	}
+out:
+	free(maps);
+	free(ents);
+	if (done)
+		*done = off;
+	return ret;
+}
+
+/*
+ * The buffers of @ptrs from *@i on, up to the first small object or
+ * pointer that is not a buffer of @mm, one already in this run, or @room
+ * of them, NULLs skipped: their handles, maps and indices in @ptrs.  *@i
+ * moves past them.
+ */
+static size_t free_gather_locked(struct memmgr *mm, void *const *ptrs,
+				 size_t n, size_t *i, size_t room,
+				 uint64_t *handles, struct mm_map **maps,
+				 size_t *idx)
+{
+	struct mm_map *map;
+	size_t k = 0;
+
+	for (; *i < n && k < room; (*i)++) {
+		if (!ptrs[*i])
+			continue;
+		if (chunk_find_locked(mm, ptrs[*i]))
+			break;
+		map = map_find_locked(mm, ptrs[*i]);
+		if (!map || map->freeing)
+			break;
+		map->freeing = true;
+		maps[k] = map;
+		handles[k] = map->handle;
+		idx[k++] = *i;
+	}
+	return k;
+}
+
+/*
+ * Free @k gathered buffers, the kernel's and the records.  On failure,
+ * *@failed is the one that failed: it and those after stay.
+ */
+static int free_run_locked(struct memmgr *mm, uint64_t *handles,
+			   struct mm_map **maps, size_t k, size_t *failed)
+{
+	size_t off = 0, d, j;
+	int ret = 0;
+
+	while (off < k) {
+		ret = kernel_free_many(mm, handles + off, k - off, &d);
+		for (j = off; j < off + d; j++)
+			map_drop_locked(mm, maps[j]);
+		off += d;
+		/* ENOENT: nothing left to give back, as map_destroy_locked() */
+		if (ret != -ENOENT)
+			break;
+		map_drop_locked(mm, maps[off++]);
+		ret = 0;
+	}
+	for (j = off; j < k; j++)
+		maps[j]->freeing = false;
+	*failed = off;
+	return ret;
+}
+
+int memmgr_free_many(struct memmgr *mm, size_t n, void *const *ptrs,
+		     size_t *done)
+{
+	size_t room = n < MEMMGR_BATCH_MAX ? n : MEMMGR_BATCH_MAX, i = 0;
+	struct mm_map **maps = NULL;
+	uint64_t *handles = NULL;
+	struct mm_chunk *chunk;
+	size_t *idx = NULL;
+	size_t k, failed;
+	int ret = 0;
+
+	if (!n)
+		goto out;
+	if (!ptrs) {
+		ret = -EINVAL;
+		goto out;
+	}
+	handles = malloc(room * sizeof(*handles));
+	maps = malloc(room * sizeof(*maps));
+	idx = malloc(room * sizeof(*idx));
+	if (!handles || !maps || !idx) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	mm_lock(mm);
+	while (i < n) {
+		k = free_gather_locked(mm, ptrs, n, &i, room, handles, maps,
+				       idx);
+		if (k) {
+			ret = free_run_locked(mm, handles, maps, k, &failed);
+			if (ret) {
+				i = idx[failed];
+				break;
+			}
+			continue;
+		}
+		if (i == n)
+			break;
+		/* A small object, or not an allocation of @mm. */
+		chunk = chunk_find_locked(mm, ptrs[i]);
+		ret = chunk ? small_free_locked(mm, chunk, ptrs[i]) : -EINVAL;
+		if (ret)
+			break;
+		i++;
+	}
+	mm_unlock(mm);
+out:
+	free(idx);
+	free(maps);
+	free(handles);
+	if (done)
+		*done = i;
+	return ret;
+}
+
 int memmgr_set_retain(struct memmgr *mm, uint64_t bytes)
 {
 	int ret;
@@ -1135,27 +1557,153 @@ int memmgr_trim(struct memmgr *mm)
 	return ret;
 }
 
-static int pin_ioctl(struct memmgr *mm, unsigned long cmd, uint64_t page_id)
+int memmgr_pin_ioctl(struct memmgr *mm, uint64_t handle)
+{
+	return kernel_buf(mm, MEMMGR_IOC_PIN, handle);
+}
+
+int memmgr_unpin_ioctl(struct memmgr *mm, uint64_t handle)
+{
+	return kernel_buf(mm, MEMMGR_IOC_UNPIN, handle);
+}
+
+/* The handle of @page_id's buffer, or 0. */
+static uint64_t page_handle(struct memmgr *mm, uint64_t page_id)
 {
 	struct mm_map *map;
-	int ret = -ENOENT;
+	uint64_t handle = 0;
 
 	mm_lock(mm);
 	map = page_find_locked(mm, page_id);
 	if (map)
-		ret = kernel_buf(mm, cmd, map->handle);
+		handle = map->handle;
 	mm_unlock(mm);
-	return ret;
+	return handle;
 }
 
+/*
+ * By handle, out of the mutex: a buffer freed meanwhile has a word of
+ * another generation or FREED (or the kernel no longer knows its handle),
+ * so the pin says -ENOENT, as it would have after the free.
+ */
 int memmgr_pin(struct memmgr *mm, uint64_t page_id)
 {
-	return pin_ioctl(mm, MEMMGR_IOC_PIN, page_id);
+	uint64_t handle = page_handle(mm, page_id);
+
+	return handle ? memmgr_pin_handle(mm, handle) : -ENOENT;
 }
 
 int memmgr_unpin(struct memmgr *mm, uint64_t page_id)
 {
-	return pin_ioctl(mm, MEMMGR_IOC_UNPIN, page_id);
+	uint64_t handle = page_handle(mm, page_id);
+
+	return handle ? memmgr_unpin_handle(mm, handle) : -ENOENT;
+}
+
+uint64_t memmgr_handle(struct memmgr *mm, const void *ptr)
+{
+	struct mm_map *map;
+	uint64_t handle = 0;
+
+	mm_lock(mm);
+	map = map_find_locked(mm, ptr);
+	if (map && map->pool == MEMMGR_POOL_STORAGE)
+		handle = map->handle;
+	mm_unlock(mm);
+	return handle;
+}
+
+/* Under the mutex, so that an ALLOC of either tag enters it after this. */
+int memmgr_retag(struct memmgr *mm, uint64_t page_id, uint64_t new_page_id)
+{
+	struct memmgr_retag r = { .tag = new_page_id };
+	struct mm_map *map, *stale;
+	int ret = -ENOENT;
+
+	mm_lock(mm);
+	map = page_find_locked(mm, page_id);
+	if (!map)
+		goto out_unlock;
+	r.handle = map->handle;
+	ret = ioctl(mm->fd, MEMMGR_IOC_RETAG, &r) ? -errno : 0;
+	if (ret || new_page_id == page_id)
+		goto out_unlock;
+	/* As map_addr_locked(): the kernel knows no other holder of the id. */
+	stale = page_find_locked(mm, new_page_id);
+	if (stale)
+		map_drop_locked(mm, stale);
+	htab_del(&mm->by_page, &map->page_node);
+	htab_add(&mm->by_page, &map->page_node, new_page_id);
+out_unlock:
+	mm_unlock(mm);
+	return ret;
+}
+
+unsigned int memmgr_features(struct memmgr *mm)
+{
+	unsigned int features = 0;
+
+	if (mm->window)
+		features |= MEMMGR_FEATURE_WINDOW | MEMMGR_FEATURE_STATE;
+	if (mm->figures)
+		features |= MEMMGR_FEATURE_FIGURES;
+	if (mm->batch)
+		features |= MEMMGR_FEATURE_BATCH;
+	return features;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+#define LOAD(field)	__atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+int memmgr_figures(struct memmgr *mm, struct memmgr_figures *out)
+{
+	const struct memmgr_figures *f = mm->figures;
+	struct memmgr_stats st;
+	uint32_t seq;
+	int p;
+
+	if (!f) {
+		if (ioctl(mm->fd, MEMMGR_IOC_STATS, &st))
+			return -errno;
+		memset(out, 0, sizeof(*out));
+		out->page_size = st.page_size;
+		out->total = st.total;
+		out->free = st.free;
+		for (p = 0; p < MEMMGR_NR_POOLS; p++) {
+			out->pool[p].quota = st.pool[p].quota;
+			out->pool[p].used = st.pool[p].used;
+			out->pool[p].evictions = st.pool[p].evictions;
+			out->pool[p].evicted_bytes = st.pool[p].evicted_bytes;
+		}
+		return 0;
+	}
+	/* The kernel's write_seqcount: odd while it writes. */
+	for (;; cpu_relax()) {
+		seq = __atomic_load_n(&f->seq, __ATOMIC_ACQUIRE);
+		if (seq & 1)
+			continue;
+		out->page_size = LOAD(f->page_size);
+		out->total = LOAD(f->total);
+		out->free = LOAD(f->free);
+		for (p = 0; p < MEMMGR_NR_POOLS; p++) {
+			out->pool[p].quota = LOAD(f->pool[p].quota);
+			out->pool[p].used = LOAD(f->pool[p].used);
+			out->pool[p].evictions = LOAD(f->pool[p].evictions);
+			out->pool[p].evicted_bytes =
+				LOAD(f->pool[p].evicted_bytes);
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&f->seq, __ATOMIC_RELAXED) == seq)
+			break;
+	}
+	out->seq = seq;
+	return 0;
 }
 
 int memmgr_lookup_page(struct memmgr *mm, uint64_t page_id, void **ptrp,
@@ -1310,7 +1858,7 @@ const char *memmgr_strerror(int err)
 	case EOVERFLOW:
 		return "Too many pins on one storage buffer";
 	case EPROTO:
-		return "memmgr and this library disagree on the page size";
+		return "memmgr and this library disagree (page size, handles)";
 	}
 	desc = strerrordesc_np(err);
 	return desc ? desc : "Unknown error";

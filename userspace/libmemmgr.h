@@ -3,11 +3,25 @@
  * libmemmgr: memory from memmgr's storage and execution pools, ready to use.
  *
  * A handle (struct memmgr) is one open file of /dev/memmgr.  The library
- * asks the kernel for memory (MEMMGR_IOC_ALLOC), maps it, and hands back a
- * pointer; it keeps every pointer in a hash table, so freeing by pointer and
+ * asks the kernel for memory (MEMMGR_IOC_ALLOC) and hands back a pointer;
+ * it keeps every pointer in a hash table, so freeing by pointer and
  * looking up by page id are O(1).  Memory stays allocated until it is freed
  * or released, or its handle is closed: memmgr_close() unmaps everything
  * and closes the file, and the kernel frees what is left.
+ *
+ * Mappings: memmgr_open() maps the open file's window (MEMMGR_WINDOW_OFFSET:
+ * every buffer of the file at once, each at its own offset), its state area
+ * (MEMMGR_STATE_OFFSET: one word per storage buffer, for pins without a
+ * system call) and the device's figures (MEMMGR_FIGURES_OFFSET), before
+ * any allocation.  Every buffer, storage or execution, is then at window +
+ * its offset: no mmap() or munmap() per buffer, and no limit of
+ * vm.max_map_count on how many a handle holds.  This takes 4 TiB of the
+ * process's address space (and 8 GiB for the state area, with 4 KiB
+ * pages) per handle, nothing of its memory; a handle for which this cannot
+ * be had, on a module older than these mappings (mmap() fails), in a
+ * 32-bit process, or opened with MEMMGR_OPEN_NO_FAST, maps each buffer on
+ * its own and pins with MEMMGR_IOC_PIN/UNPIN instead, as before; the
+ * interface is the same (memmgr_features() tells which).
  *
  * Storage memory is tagged with a page id, unique within a handle: one
  * buffer per page id.  It starts pinned (not evictable) unless allocated
@@ -54,18 +68,49 @@
  * on its handle (no other call in flight or after).  A mutex per handle
  * protects the library's tables; it is never held while a request waits
  * for memory, so a thread may free memory that another thread's request on
- * the same handle is waiting for.  A pointer must not be freed by one
- * thread while another uses it.  Releasing an id while another thread
- * allocates with the same id releases that allocation or not; if it does,
- * the allocation fails with -ECANCELED.  After fork(), only the parent may
- * use its handles: the child shares their open file and mappings, and the
- * child's copy of the tables would go stale.
+ * the same handle is waiting for.  Pins by handle take no lock at all.  A
+ * pointer must not be freed by one thread while another uses it.
+ * Releasing an id while another thread allocates with the same id releases
+ * that allocation or not; if it does, the allocation fails with
+ * -ECANCELED.  After fork(), only the parent may use its handles: the
+ * child shares their open file and window, but not the state area (the
+ * kernel does not copy it: a pin in the child faults), and the child's
+ * copy of the tables would go stale.  Memory must be freed through the
+ * library: a buffer freed behind its back (MEMMGR_IOC_FREE on memmgr_fd())
+ * stays in its tables until freed again or its address is handed out
+ * again.
+ *
+ * Memory ordering of storage buffers: a successful pin (memmgr_pin(),
+ * memmgr_pin_handle()) is an acquire and an unpin (memmgr_unpin(),
+ * memmgr_unpin_handle()) a release, on the buffer's state word (the
+ * ioctls that stand in for them are full barriers).  So what a thread
+ * wrote to a buffer before it unpinned it is what any thread reads after
+ * a later pin of it, and from a pin until the matching unpin the kernel
+ * cannot evict the buffer: its memory stays where the pointer is, with
+ * its contents.  An allocation without MEMMGR_ALLOC_UNPINNED counts as the
+ * first pin.  A pin is not a lock: two threads holding pins may both
+ * write, and order their writes themselves.  Memory accessed without a
+ * pin may be evicted at any time (an access then gets SIGBUS).
+ *
+ * Stale pointers and handles: the window shows, at each offset, the buffer
+ * that holds it now.  A freed or released buffer's pointer gets SIGBUS
+ * until the kernel gives its range to a new buffer of the handle (the
+ * lowest free range that fits: often at the next allocation of its size),
+ * and from then on reads and writes the new buffer's memory, as a pointer
+ * into memory that malloc() reused would: never use a pointer after
+ * freeing it.  An evicted buffer keeps its range until it is freed: its
+ * pointer gets SIGBUS.  (Without the window, a freed buffer's pointer is
+ * unmapped: SIGSEGV, or whatever is mapped there later.)  A handle is never
+ * given again to the handle's next 2^32 allocations, so a pin by a stale
+ * handle fails (-ENOENT, or -ESTALE while its evicted buffer is not freed
+ * yet) and never pins the buffer that took its range.
  *
  * Sizes of memory are size_t; figures from the kernel are uint64_t bytes.
  */
 #ifndef LIBMEMMGR_H
 #define LIBMEMMGR_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +125,18 @@ extern "C" {
 
 /* memmgr_open() flags: open the device O_NONBLOCK; requests never wait. */
 #define MEMMGR_OPEN_NONBLOCK	(1U << 0)
+/*
+ * Do without the window, the state area, the figures page and the batched
+ * calls, as with a module that has none of them: each buffer mapped on its
+ * own, pins by ioctl, figures by MEMMGR_IOC_STATS, a batch as single calls.
+ */
+#define MEMMGR_OPEN_NO_FAST	(1U << 1)
+
+/* memmgr_features(): what a handle got from the kernel at memmgr_open(). */
+#define MEMMGR_FEATURE_WINDOW	(1U << 0)	/* buffers in one window */
+#define MEMMGR_FEATURE_STATE	(1U << 1)	/* pins without system calls */
+#define MEMMGR_FEATURE_FIGURES	(1U << 2)	/* figures without them */
+#define MEMMGR_FEATURE_BATCH	(1U << 3)	/* one call per batch */
 
 /*
  * Small objects: execution requests of 1 to MEMMGR_SMALL_MAX bytes are
@@ -93,6 +150,20 @@ extern "C" {
 #define MEMMGR_RETAIN_DEFAULT	(4ULL << 20)
 
 struct memmgr;
+
+/**
+ * struct memmgr_fast - the start of every struct memmgr, for the inline
+ * functions below; not for direct use (its layout may change with the
+ * library's soname)
+ * @state:	the handle's state area, or NULL (pins by ioctl)
+ * @nr_words:	words of @state that may be read: one past the highest
+ *		storage buffer's word (the kernel backs the state area up
+ *		to the highest word a buffer needed; beyond it, SIGBUS)
+ */
+struct memmgr_fast {
+	uint64_t *state;
+	uint64_t nr_words;
+};
 
 /**
  * struct memmgr_lib_stats - the kernel's figures and the library's own
@@ -130,7 +201,11 @@ struct memmgr_lib_stats {
 /**
  * memmgr_open() - open a handle on /dev/memmgr
  * @mmp:	set to the new handle on success
- * @flags:	0 or MEMMGR_OPEN_NONBLOCK
+ * @flags:	0, or MEMMGR_OPEN_NONBLOCK and MEMMGR_OPEN_NO_FAST ORed
+ *
+ * Maps the window, the state area and the figures page when the module
+ * has them (see the top of this file); if one of them cannot be had, the
+ * handle does without, silently.
  *
  * Context: thread-safe; handles are independent of each other.
  *
@@ -140,6 +215,16 @@ struct memmgr_lib_stats {
  * of open(2).
  */
 int memmgr_open(struct memmgr **mmp, unsigned int flags);
+
+/**
+ * memmgr_features() - what the handle got at memmgr_open()
+ * @mm:	the handle
+ *
+ * Return: MEMMGR_FEATURE_* bits: all of them with a module that has issue
+ * 12's interface (WINDOW and STATE come together), none with
+ * MEMMGR_OPEN_NO_FAST or an older module.
+ */
+unsigned int memmgr_features(struct memmgr *mm);
 
 /**
  * memmgr_close() - unmap everything and close the handle
@@ -189,6 +274,42 @@ int memmgr_alloc_storage(struct memmgr *mm, uint64_t page_id, size_t size,
 			 int64_t timeout_ms, unsigned int flags, void **ptrp);
 
 /**
+ * memmgr_alloc_storage_many() - storage memory for @n page ids, in batches
+ * @mm:		the handle
+ * @n:		entries; 0 does nothing
+ * @page_ids:	per entry: its page id, as memmgr_alloc_storage()'s
+ * @sizes:	per entry: bytes, > 0
+ * @timeout_ms:	per entry, as memmgr_alloc_storage()'s: each entry may
+ *		wait this long for its memory
+ * @flags:	for every entry: 0 (pinned) or MEMMGR_ALLOC_UNPINNED
+ * @ptrs:	out, per entry done: its memory, zeroed and page-aligned
+ * @handles:	out, per entry done, unless NULL: its handle (see
+ *		memmgr_handle())
+ * @done:	out, unless NULL: the entries done, the first ones
+ *
+ * memmgr_alloc_storage() for each entry in order, with one system call per
+ * MEMMGR_BATCH_MAX entries (MEMMGR_IOC_ALLOC_MANY; single calls on an
+ * older module).  It stops at the first entry that fails: the entries
+ * before it are allocated (their @ptrs and @handles set), it and those
+ * after are not, and their @ptrs and @handles are left as they were.  The
+ * kernel makes no partial batch either: but if the library itself fails
+ * an entry the kernel granted (-ECANCELED, -ENOMEM), the kernel gives the
+ * ones after it back at once (its counters show them, and evictions made
+ * for them stay made).
+ *
+ * Context: thread-safe; may sleep while an entry waits, without holding
+ * the handle's mutex.
+ *
+ * Return: 0 when all @n were allocated (*@done is @n), else the error of
+ * entry *@done, as memmgr_alloc_storage() would return it; -EINVAL with
+ * nothing done for an unknown flag, a timeout below -1 or a NULL array.
+ */
+int memmgr_alloc_storage_many(struct memmgr *mm, size_t n,
+			      const uint64_t *page_ids, const size_t *sizes,
+			      int64_t timeout_ms, unsigned int flags,
+			      void **ptrs, uint64_t *handles, size_t *done);
+
+/**
  * memmgr_alloc_exec() - execution memory for an exec id, mapped
  * @mm:		the handle
  * @exec_id:	the exec id; any number of allocations may share it
@@ -230,13 +351,39 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
 int memmgr_free(struct memmgr *mm, void *ptr);
 
 /**
+ * memmgr_free_many() - memmgr_free() of @n pointers, in batches
+ * @mm:		the handle
+ * @n:		entries; 0 does nothing
+ * @ptrs:	what memmgr_free() takes, per entry: NULL is skipped
+ * @done:	out, unless NULL: the entries done, the first ones
+ *
+ * The entries are freed in order, the buffers among them with one system
+ * call per MEMMGR_BATCH_MAX of them (MEMMGR_IOC_FREE_MANY; single calls on
+ * an older module), small objects in the library.  It stops at the first
+ * entry that fails: those before it are freed, it and those after are
+ * not (a pointer twice in @ptrs fails the second time, as memmgr_free()
+ * would).
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0 when all @n were freed (*@done is @n), else the error of entry
+ * *@done, as memmgr_free() would return it (-EINVAL).
+ */
+int memmgr_free_many(struct memmgr *mm, size_t n, void *const *ptrs,
+		     size_t *done);
+
+/**
  * memmgr_pin() - add a pin to a storage buffer (pins count)
  * @mm:		the handle
  * @page_id:	its page id
  *
+ * memmgr_pin_handle() of the page id's handle, found in the library's
+ * table: no system call with a state area.
+ *
  * Context: thread-safe.
  *
- * Return: 0; -ENOENT (no such page id); -ESTALE (evicted); -EOVERFLOW.
+ * Return: 0; -ENOENT (no such page id); -ESTALE (evicted); -EOVERFLOW;
+ * -EIO (its state word was overwritten).
  */
 int memmgr_pin(struct memmgr *mm, uint64_t page_id);
 
@@ -248,9 +395,181 @@ int memmgr_pin(struct memmgr *mm, uint64_t page_id);
  * Context: thread-safe.
  *
  * Return: 0; -ENOENT (no such page id); -ESTALE (evicted); -EINVAL (the
- * buffer has no pin).
+ * buffer has no pin); -EIO.
  */
 int memmgr_unpin(struct memmgr *mm, uint64_t page_id);
+
+/**
+ * memmgr_handle() - the handle of a storage buffer, for memmgr_pin_handle()
+ * @mm:		the handle
+ * @ptr:	the pointer its allocation returned (live or evicted)
+ *
+ * Context: thread-safe.
+ *
+ * Return: the kernel's handle of the buffer (non-zero; the one
+ * MEMMGR_IOC_LOOKUP reports), or 0 when @ptr is not a storage buffer of @mm.
+ */
+uint64_t memmgr_handle(struct memmgr *mm, const void *ptr);
+
+/**
+ * memmgr_retag() - give a storage buffer a new page id, without a copy
+ * @mm:		the handle
+ * @page_id:	its page id
+ * @new_page_id: its new one, which the handle must not hold (a page id
+ *		equal to @page_id does nothing)
+ *
+ * The buffer keeps its pointer, handle, pins and contents; @page_id is free
+ * for a new buffer at once, and an eviction notice of the buffer reports
+ * @new_page_id.
+ *
+ * Context: thread-safe.
+ *
+ * Return: 0; -ENOENT (no such page id); -EEXIST (@new_page_id is held,
+ * live or evicted, or being allocated); -ESTALE (evicted); -ENOTTY (a
+ * module without MEMMGR_IOC_RETAG).
+ */
+int memmgr_retag(struct memmgr *mm, uint64_t page_id, uint64_t new_page_id);
+
+/**
+ * memmgr_tag() - a page id in cache @cache's part of a handle's page ids
+ * @cache:	a number the caller gives each of its caches
+ * @key:	the cache's own key; its low 48 bits are kept
+ *
+ * Page ids are one 64-bit space per handle.  Several caches sharing a
+ * handle each take their own part of it: the cache number in bits 63-48,
+ * its key in bits 47-0.  memmgr_tag(1, 5) and memmgr_tag(2, 5) are two
+ * page ids; a key of more than 48 bits loses its top bits.
+ *
+ * Return: ((uint64_t)@cache << 48) | (@key & 0xffffffffffff).
+ */
+static inline uint64_t memmgr_tag(uint16_t cache, uint64_t key)
+{
+	return (uint64_t)cache << 48 | (key & 0xffffffffffffULL);
+}
+
+/**
+ * memmgr_pin_ioctl() - memmgr_pin_handle() by MEMMGR_IOC_PIN
+ * @mm:		the handle
+ * @handle:	a storage buffer's handle
+ *
+ * The system call that memmgr_pin_handle() falls back to; it waits for an
+ * eviction deciding on the buffer.  Callable directly.
+ *
+ * Context: thread-safe.
+ * Return: as memmgr_pin_handle().
+ */
+int memmgr_pin_ioctl(struct memmgr *mm, uint64_t handle);
+
+/**
+ * memmgr_unpin_ioctl() - memmgr_unpin_handle() by MEMMGR_IOC_UNPIN
+ * @mm:		the handle
+ * @handle:	a storage buffer's handle
+ *
+ * Context: thread-safe.
+ * Return: as memmgr_unpin_handle().
+ */
+int memmgr_unpin_ioctl(struct memmgr *mm, uint64_t handle);
+
+/*
+ * The state word of @handle's buffer (see uapi/linux/memmgr.h), or NULL:
+ * no state area, or a handle whose word is not mapped (not a buffer's).
+ * Not for direct use.  The kernel numbers a storage buffer's word by its
+ * first page in the file's offsets, which is its handle's low 32 bits
+ * less one (memmgr_alloc_storage() checks each buffer's).
+ */
+static inline uint64_t *memmgr_state_word(struct memmgr *mm, uint64_t handle)
+{
+	const struct memmgr_fast *fast = (const struct memmgr_fast *)(void *)mm;
+	uint64_t i = (uint64_t)(uint32_t)handle - 1;
+
+	if (!fast->state ||
+	    i >= __atomic_load_n(&fast->nr_words, __ATOMIC_RELAXED))
+		return NULL;
+	return &fast->state[i];
+}
+
+/**
+ * memmgr_pin_handle() - memmgr_pin() by handle, without a system call
+ * @mm:		the handle
+ * @handle:	a storage buffer's handle (memmgr_handle(),
+ *		memmgr_alloc_storage_many())
+ *
+ * A compare-and-swap on the buffer's state word, an acquire (see the top
+ * of this file), with no lock and no system call; MEMMGR_IOC_PIN when the
+ * kernel is deciding whether to evict the buffer (it waits for that) or
+ * the handle has no state area.
+ *
+ * Context: thread-safe, lock-free.
+ *
+ * Return: 0; -ENOENT (no buffer has @handle now: freed, released, never
+ * a storage buffer's); -ESTALE (evicted); -EOVERFLOW (MEMMGR_STATE_PINS
+ * pins already); -EIO (its state word was overwritten).
+ */
+static inline int memmgr_pin_handle(struct memmgr *mm, uint64_t handle)
+{
+	uint64_t *word = memmgr_state_word(mm, handle);
+	uint64_t gen = handle >> MEMMGR_STATE_GEN_SHIFT, old;
+
+	if (!word)
+		return memmgr_pin_ioctl(mm, handle);
+	old = __atomic_load_n(word, __ATOMIC_RELAXED);
+	do {
+		if (old >> MEMMGR_STATE_GEN_SHIFT != gen ||
+		    (old & MEMMGR_STATE_FREED))
+			return -ENOENT;
+		if (old & MEMMGR_STATE_GONE)
+			return -ESTALE;
+		if (old & MEMMGR_STATE_EVICTING)
+			return memmgr_pin_ioctl(mm, handle);
+		if ((old & MEMMGR_STATE_PINS) == MEMMGR_STATE_PINS)
+			return -EOVERFLOW;
+	} while (!__atomic_compare_exchange_n(word, &old,
+					      (old + 1) | MEMMGR_STATE_USED,
+					      1, __ATOMIC_ACQUIRE,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
+
+/**
+ * memmgr_unpin_handle() - memmgr_unpin() by handle, without a system call
+ * @mm:		the handle
+ * @handle:	a storage buffer's handle
+ *
+ * A compare-and-swap on the buffer's state word, a release; MEMMGR_IOC_UNPIN
+ * when the kernel is deciding on the buffer, when it parked the buffer
+ * (it saw it pinned while it looked for memory: the last unpin must tell
+ * it) and this is the last pin, or when the handle has no state area.
+ *
+ * Context: thread-safe, lock-free but for that system call.
+ *
+ * Return: 0; -ENOENT; -ESTALE; -EINVAL (the buffer has no pin); -EIO.
+ */
+static inline int memmgr_unpin_handle(struct memmgr *mm, uint64_t handle)
+{
+	uint64_t *word = memmgr_state_word(mm, handle);
+	uint64_t gen = handle >> MEMMGR_STATE_GEN_SHIFT, old, pins;
+
+	if (!word)
+		return memmgr_unpin_ioctl(mm, handle);
+	old = __atomic_load_n(word, __ATOMIC_RELAXED);
+	do {
+		if (old >> MEMMGR_STATE_GEN_SHIFT != gen ||
+		    (old & MEMMGR_STATE_FREED))
+			return -ENOENT;
+		if (old & MEMMGR_STATE_GONE)
+			return -ESTALE;
+		if (old & MEMMGR_STATE_EVICTING)
+			return memmgr_unpin_ioctl(mm, handle);
+		pins = old & MEMMGR_STATE_PINS;
+		if (!pins)
+			return -EINVAL;
+		if (pins == 1 && (old & MEMMGR_STATE_PARKED))
+			return memmgr_unpin_ioctl(mm, handle);
+	} while (!__atomic_compare_exchange_n(word, &old, old - 1, 1,
+					      __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
 
 /**
  * memmgr_lookup_page() - the storage buffer of a page id
@@ -342,6 +661,22 @@ int memmgr_trim(struct memmgr *mm);
  * Return: 0, or the negative errno of MEMMGR_IOC_STATS.
  */
 int memmgr_get_stats(struct memmgr *mm, struct memmgr_lib_stats *st);
+
+/**
+ * memmgr_figures() - the device's figures, without a system call
+ * @mm:		the handle
+ * @out:	filled in on success: a consistent copy (@out->seq even), or
+ *		from MEMMGR_IOC_STATS (@out->seq 0) without the figures page
+ *
+ * What MEMMGR_IOC_STATS says of the device (total, free, page size, and per
+ * pool the quota, bytes used, evictions and evicted bytes), read from the
+ * figures page: a cache can size itself, or spill, before its pool is full.
+ *
+ * Context: thread-safe; no system call with the figures page.
+ *
+ * Return: 0, or the negative errno of MEMMGR_IOC_STATS.
+ */
+int memmgr_figures(struct memmgr *mm, struct memmgr_figures *out);
 
 /**
  * memmgr_evicted() - eviction notices: which page ids this handle lost

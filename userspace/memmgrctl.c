@@ -299,9 +299,10 @@ static void print_stats_json(const struct memmgr_stats *st)
 	puts("}");
 }
 
+/* memmgrctl reads figures only: no window or state area to map. */
 static int open_device(struct memmgr **mmp)
 {
-	int ret = memmgr_open(mmp, 0);
+	int ret = memmgr_open(mmp, MEMMGR_OPEN_NO_FAST);
 
 	if (ret == -ENODEV)
 		return fail_not_loaded();

@@ -54,6 +54,18 @@
  *     page, FREE, with the page reached through the file's window
  *     (MEMMGR_WINDOW_OFFSET, mapped once), against the per-buffer way:
  *     ALLOC, mmap, write, munmap, FREE.  Reported, no target.
+ * 10. Pin + unpin of a resident (unpinned, one-page) storage buffer
+ *     through libmemmgr's inline fast path, memmgr_pin_handle() +
+ *     memmgr_unpin_handle() on the buffer's word in the file's state area
+ *     (issue 12), against the same two compare-and-swaps (+1 with
+ *     acquire, -1 with release) on an ordinary word of a MAP_SHARED
+ *     anonymous page.  Target: within 2x (no system call on the path).
+ *     Beside it, for reference: the PIN + UNPIN ioctls on a file with no
+ *     state area, against the same two compare-and-swaps.
+ * 11. 64 one-page storage buffers, unmapped, allocated and freed by
+ *     MEMMGR_IOC_ALLOC_MANY + MEMMGR_IOC_FREE_MANY (two calls), against
+ *     64 MEMMGR_IOC_ALLOC + 64 MEMMGR_IOC_FREE (128 calls): time per 64
+ *     buffers.  Target: at most 0.3x (issue 12).
  *
  * --cases runs only the cases listed (7: the metadata rows; insmod is
  * timed whenever --module is given).
@@ -109,6 +121,7 @@ void je_free(void *ptr);
 #define ZIPF_S		0.99
 #define ZIPF_KEYS	8	/* keys per buffer of room */
 #define SCAN_BUF	(2 * PAGE)	/* case 8: each evictable buffer */
+#define BATCH_BUFS	64		/* case 11: buffers per batch */
 /* No command has this number: the ioctl layer answers ENOTTY. */
 #define IOC_UNKNOWN	_IO(MEMMGR_IOC_MAGIC, 0x7f)
 
@@ -127,6 +140,8 @@ struct sizing {
 	int load_reps;			/* case 7 */
 	long scan_buffers;		/* case 8: evictable buffers */
 	int scan_ops;			/* case 8: requests per batch */
+	int pin_pairs;			/* case 10: pin+unpin pairs */
+	int batch_rounds;		/* case 11: batches of 64 */
 };
 
 static const struct sizing full_sizing = {
@@ -134,6 +149,7 @@ static const struct sizing full_sizing = {
 	.live_few = 100, .live_many = 100000, .churn_room = 0,
 	.zipf_len = 120000, .small_batch = 512, .small_rounds = 4,
 	.load_reps = 5, .scan_buffers = 32768, .scan_ops = 200,
+	.pin_pairs = 100000, .batch_rounds = 200,
 };
 
 static const struct sizing quick_sizing = {
@@ -141,6 +157,7 @@ static const struct sizing quick_sizing = {
 	.live_few = 10, .live_many = 1000, .churn_room = 32,
 	.zipf_len = 2000, .small_batch = 16, .small_rounds = 1,
 	.load_reps = 1, .scan_buffers = 32768, .scan_ops = 10,
+	.pin_pairs = 20, .batch_rounds = 2,
 };
 
 static struct sizing sz;
@@ -1485,6 +1502,263 @@ static void case_window_miss(void)
 	set_samples(r, t[0], t[1], sz.reps);
 }
 
+/*
+ * Case 10: a pin and an unpin of a resident buffer, as a page cache makes
+ * them around each access.  libmemmgr's fast path is a compare-and-swap
+ * on the buffer's state word each way; the baseline is the same two on a
+ * word that means nothing to the kernel.
+ */
+
+static void pin_fast(struct memmgr *mm, uint64_t handle, int n)
+{
+	int i, ret;
+
+	for (i = 0; i < n; i++) {
+		ret = memmgr_pin_handle(mm, handle);
+		if (!ret)
+			ret = memmgr_unpin_handle(mm, handle);
+		if (ret) {
+			errno = -ret;
+			die("case 10: memmgr_pin_handle + memmgr_unpin_handle");
+		}
+	}
+}
+
+/* The pin protocol's shape: load, CAS +1 (acquire); load, CAS -1 (release). */
+static void pin_cas(uint64_t *word, int n)
+{
+	uint64_t old;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		old = __atomic_load_n(word, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(word, &old, old + 1, false,
+						    __ATOMIC_ACQUIRE,
+						    __ATOMIC_RELAXED))
+			;
+		old = __atomic_load_n(word, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(word, &old, old - 1, false,
+						    __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED))
+			;
+	}
+}
+
+static void pin_ioctl(int fd, uint64_t handle, int n)
+{
+	struct memmgr_buf b = { .handle = handle };
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ioctl(fd, MEMMGR_IOC_PIN, &b) ||
+		    ioctl(fd, MEMMGR_IOC_UNPIN, &b))
+			die("case 10: MEMMGR_IOC_PIN + MEMMGR_IOC_UNPIN");
+}
+
+static uint64_t storage_pinned(int fd)
+{
+	struct memmgr_stats st;
+
+	dev_stats(fd, &st);
+	return st.pool[MEMMGR_POOL_STORAGE].pinned;
+}
+
+static void case_pin(void)
+{
+	int fd = dev_open(), rep, j, ret, n = sz.pin_pairs;
+	uint64_t *word, handle, pinned0;
+	double t[3][MAX_REPS];
+	struct memmgr_alloc a;
+	struct memmgr *mm;
+	struct result *r;
+	void *p;
+
+	progress("case 10: pin+unpin of a resident 4 KiB storage buffer through libmemmgr's state word, against 2 CAS on a shared word (target: within 2x); and through PIN/UNPIN ioctls without a state area");
+	ret = memmgr_open(&mm, 0);
+	if (ret) {
+		errno = -ret;
+		die("memmgr_open");
+	}
+	if (!(memmgr_features(mm) & MEMMGR_FEATURE_STATE)) {
+		errno = 0;
+		die("case 10: libmemmgr's handle has no state area");
+	}
+	ret = memmgr_alloc_storage(mm, 1, PAGE, 0, MEMMGR_ALLOC_UNPINNED, &p);
+	if (ret) {
+		errno = -ret;
+		die("case 10: memmgr_alloc_storage");
+	}
+	handle = memmgr_handle(mm, p);
+	if (!handle) {
+		errno = 0;
+		die("case 10: memmgr_handle gave no handle");
+	}
+	/* The file of the ioctls: raw, no state area. */
+	dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, PAGE, 1, MEMMGR_ALLOC_UNPINNED,
+		     &a);
+	word = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (word == MAP_FAILED)
+		die("mmap of the shared word");
+
+	/* Both ways pin for real: the pool's pinned bytes show each pin. */
+	pinned0 = storage_pinned(fd);
+	ret = memmgr_pin_handle(mm, handle);
+	if (ret) {
+		errno = -ret;
+		die("case 10: memmgr_pin_handle");
+	}
+	if (storage_pinned(fd) != pinned0 + PAGE) {
+		errno = 0;
+		die("case 10: a pin through the state word is not counted pinned");
+	}
+	ret = memmgr_unpin_handle(mm, handle);
+	if (ret) {
+		errno = -ret;
+		die("case 10: memmgr_unpin_handle");
+	}
+	pin_ioctl(fd, a.handle, 1);
+	if (storage_pinned(fd) != pinned0) {
+		errno = 0;
+		die("case 10: pinned bytes left after the unpins");
+	}
+
+	for (rep = -1; rep < sz.reps; rep++)
+		for (j = 0; j < 3; j++) {
+			int w = (rep + 3 + j) % 3;
+			uint64_t t0 = now_ns();
+
+			if (w == 0)
+				pin_fast(mm, handle, n);
+			else if (w == 1)
+				pin_cas(word, n);
+			else
+				pin_ioctl(fd, a.handle, n);
+			if (rep >= 0)
+				t[w][rep] = (double)(now_ns() - t0) / n;
+		}
+	if (*word || storage_pinned(fd) != pinned0) {
+		errno = 0;
+		die("case 10: pins left after the runs");
+	}
+	munmap(word, PAGE);
+	ret = memmgr_free(mm, p);
+	if (ret) {
+		errno = -ret;
+		die("case 10: memmgr_free");
+	}
+	memmgr_close(mm);
+	close(fd);
+	r = add_result(10, "pin+unpin, libmemmgr state word", "ns/op",
+		       "2 CAS, shared word");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 2.0);
+	r = add_result(10, "pin+unpin, PIN+UNPIN ioctls", "ns/op",
+		       "2 CAS, shared word");
+	set_samples(r, t[2], t[1], sz.reps);
+}
+
+/*
+ * Case 11: 64 buffers in one ALLOC_MANY and one FREE_MANY, against a
+ * call per buffer each way.  Both fill in a struct memmgr_alloc per
+ * buffer, as dev_alloc() does.
+ */
+
+static void batch_call(int fd, unsigned long cmd, const void *entries,
+		       const char *name)
+{
+	struct memmgr_batch b = {
+		.entries = (uintptr_t)entries, .count = BATCH_BUFS,
+	};
+
+	if (ioctl(fd, cmd, &b))
+		die("case 11: %s (done %u)", name, b.done);
+	if (b.done != BATCH_BUFS) {
+		errno = 0;
+		die("case 11: %s returned 0 with done %u", name, b.done);
+	}
+}
+
+static void batch_many(int fd, struct memmgr_alloc *ent, uint64_t *handles,
+		       int rounds)
+{
+	int k, i;
+
+	for (k = 0; k < rounds; k++) {
+		for (i = 0; i < BATCH_BUFS; i++)
+			ent[i] = (struct memmgr_alloc){
+				.pool = MEMMGR_POOL_STORAGE, .size = PAGE,
+				.tag = i + 1,
+			};
+		batch_call(fd, MEMMGR_IOC_ALLOC_MANY, ent,
+			   "MEMMGR_IOC_ALLOC_MANY");
+		for (i = 0; i < BATCH_BUFS; i++)
+			handles[i] = ent[i].handle;
+		batch_call(fd, MEMMGR_IOC_FREE_MANY, handles,
+			   "MEMMGR_IOC_FREE_MANY");
+	}
+}
+
+static void batch_single(int fd, uint64_t *handles, int rounds)
+{
+	struct memmgr_alloc a;
+	int k, i;
+
+	for (k = 0; k < rounds; k++) {
+		for (i = 0; i < BATCH_BUFS; i++) {
+			dev_alloc_ok(fd, MEMMGR_POOL_STORAGE, PAGE, i + 1, 0,
+				     &a);
+			handles[i] = a.handle;
+		}
+		for (i = 0; i < BATCH_BUFS; i++)
+			dev_free(fd, handles[i]);
+	}
+}
+
+static void case_batch(void)
+{
+	int fd = dev_open(), rep, j, n = sz.batch_rounds;
+	struct memmgr_alloc ent[BATCH_BUFS];
+	uint64_t handles[BATCH_BUFS];
+	struct memmgr_stats st0, st;
+	double t[2][MAX_REPS];
+	uint64_t bufs;
+	struct result *r;
+
+	progress("case 11: %d one-page storage buffers, unmapped: ALLOC_MANY + FREE_MANY (2 calls) against %d ALLOC + %d FREE (target: at most 0.3x)",
+		 BATCH_BUFS, BATCH_BUFS, BATCH_BUFS);
+	dev_stats(fd, &st0);
+	for (rep = -1; rep < sz.reps; rep++)
+		for (j = 0; j < 2; j++) {
+			int w = (rep + 2 + j) % 2;
+			uint64_t t0 = now_ns();
+
+			if (w)
+				batch_single(fd, handles, n);
+			else
+				batch_many(fd, ent, handles, n);
+			if (rep >= 0)
+				t[w][rep] = (double)(now_ns() - t0) / n;
+		}
+	/* Every entry of a batch allocated and freed as its single call. */
+	dev_stats(fd, &st);
+	bufs = (uint64_t)(sz.reps + 1) * 2 * n * BATCH_BUFS;
+	if (st.pool[MEMMGR_POOL_STORAGE].allocs -
+	    st0.pool[MEMMGR_POOL_STORAGE].allocs != bufs ||
+	    st.pool[MEMMGR_POOL_STORAGE].frees -
+	    st0.pool[MEMMGR_POOL_STORAGE].frees != bufs ||
+	    st.client_used[MEMMGR_POOL_STORAGE]) {
+		errno = 0;
+		die("case 11: the pool's counts do not show %llu buffers allocated and freed",
+		    (unsigned long long)bufs);
+	}
+	close(fd);
+	r = add_result(11, "ALLOC_MANY+FREE_MANY, 64 x 4 KiB", "ns/op",
+		       "64 ALLOC + 64 FREE");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 0.3);
+}
+
 /* Case 7: the module. */
 
 static bool module_loaded(void)
@@ -1718,8 +1992,12 @@ static void write_json(FILE *f, const char *date, const char *kernel,
 	json_num(f, fig.reserve_overhead_per_gib);
 	fputs(", \"evictable_bytes_per_gib\": ", f);
 	json_num(f, fig.evictable_per_gib);
-	fprintf(f, "},\n  \"unified_scan\": {\"buffers\": %ld, \"buffer_bytes\": %lu, \"storage_above_quota_bytes\": %lu, \"requests_per_batch\": %d}\n}\n",
+	fprintf(f, "},\n  \"unified_scan\": {\"buffers\": %ld, \"buffer_bytes\": %lu, \"storage_above_quota_bytes\": %lu, \"requests_per_batch\": %d},\n",
 		fig.scan_buffers, SCAN_BUF, PAGE, sz.scan_ops);
+	fprintf(f, "  \"pin_unpin\": {\"buffer_bytes\": %lu, \"pairs_per_sample\": %d},\n",
+		PAGE, sz.pin_pairs);
+	fprintf(f, "  \"batch\": {\"buffers\": %d, \"buffer_bytes\": %lu, \"batches_per_sample\": %d}\n}\n",
+		BATCH_BUFS, PAGE, sz.batch_rounds);
 }
 
 static void emit(const char *json_path)
@@ -1788,7 +2066,7 @@ static unsigned int parse_cases(const char *list)
 
 	do {
 		n = strtol(list, &end, 10);
-		if (end == list || n < 1 || n > 9 || (*end && *end != ','))
+		if (end == list || n < 1 || n > 11 || (*end && *end != ','))
 			usage();
 		cases |= 1U << n;
 		list = end + (*end == ',');
@@ -1880,6 +2158,10 @@ int main(int argc, char **argv)
 		case_unified_scan();
 	if (cases & 1U << 9)
 		case_window_miss();
+	if (cases & 1U << 10)
+		case_pin();
+	if (cases & 1U << 11)
+		case_batch();
 	if (cases & 1U << 7)
 		metadata_rows();
 	close(fd);

@@ -37,9 +37,11 @@
  * @timeout_ms:	in: 0 declines at once (EAGAIN); > 0 holds the request up
  *		to that many milliseconds (ETIMEDOUT); MEMMGR_WAIT_FOREVER
  *		holds it until it is granted.  A signal ends a hold (EINTR).
- * @handle:	out: non-zero and opaque; unique among this open file's
- *		buffers, and not given again to the next 2^32 allocations of
- *		the file after its buffer is freed
+ * @handle:	out: non-zero; unique among this open file's buffers, and
+ *		not given again to the next 2^32 allocations of the file
+ *		after its buffer is freed.  Its low 32 bits are @offset /
+ *		page size + 1, its high 32 bits the buffer's generation (as
+ *		in its state word, below)
  * @offset:	out: the mmap() offset of this allocation: the lowest range
  *		of this open file's offsets that no buffer of the file
  *		holds, below MEMMGR_OFFSET_LIMIT, so a freed buffer's range
@@ -194,8 +196,8 @@ struct memmgr_evicted {
  * each open file has its own offsets.  ALLOC fails with ENOSPC when the
  * file has no free range large enough (its evicted entries keep theirs
  * until freed).  The offsets from here up to 2^44 are for mappings of a
- * whole open file (the window, below); mmap() elsewhere there fails with
- * EINVAL.
+ * whole open file (the window, the state area and the figures, below);
+ * mmap() elsewhere there fails with EINVAL.
  * All of them are within the reach of a 32-bit process's mmap2(), whose
  * page offset has 32 bits.
  */
@@ -212,6 +214,140 @@ struct memmgr_evicted {
  */
 #define MEMMGR_WINDOW_OFFSET	MEMMGR_OFFSET_LIMIT
 
+/*
+ * The state area: mmap() of this offset (up to MEMMGR_STATE_SIZE bytes, or
+ * a part from its start) maps one 64-bit state word per page of the open
+ * file's offset space: the word of the storage buffer at offset o is word
+ * o / page_size.  Pins and unpins made with atomic operations on the word
+ * need no system call.  The area must be mapped before the file's first
+ * storage ALLOC (EBUSY after); from then on every storage buffer of the
+ * file keeps its pin count in its word, and MEMMGR_IOC_PIN/UNPIN act on
+ * the word too.  The mapping is not inherited across fork() (a child does
+ * not share its parent's pins unless it maps the area itself: the words
+ * are the open file's, as its buffers are).
+ *
+ * A word is the buffer's generation (the high 32 bits of its handle) in
+ * bits 63-32 and these in bits 31-0:
+ *
+ *   PINS	the pin count
+ *   USED	set by a pin: used since the kernel last looked (LRU order)
+ *   PARKED	the kernel saw the buffer pinned and stopped considering it:
+ *		the unpin that drops the last pin must be MEMMGR_IOC_UNPIN
+ *   EVICTING	the kernel is deciding whether to evict the buffer: a pin
+ *		or unpin must be MEMMGR_IOC_PIN/UNPIN, which wait for it
+ *   GONE	the buffer was evicted: a pin fails (ESTALE)
+ *   FREED	no live buffer has this word (with GONE): a pin fails (ENOENT)
+ *
+ * A client pins with a compare-and-swap from a word with its handle's
+ * generation, none of EVICTING, GONE, FREED, to the same word with PINS
+ * one higher and USED set; it unpins with a compare-and-swap to PINS one
+ * lower unless PARKED is set and PINS is 1.  The kernel evicts a buffer
+ * only by a compare-and-swap from a word with PINS 0: a pin and an
+ * eviction that race are decided by one atomic operation.  The kernel
+ * trusts nothing else a word says: a word it does not expect (a wrong
+ * generation, a flag out of place) keeps its buffer from being evicted,
+ * and the ioctls on it fail with EIO (EAGAIN when the client kept changing
+ * the word while the kernel tried to).  The area is backed up to the
+ * page of words of the highest offset a storage buffer of the file has
+ * had; an access above it gets SIGBUS.  A client needs a lock-free 64-bit
+ * compare-and-swap (on i386, cmpxchg8b).
+ */
+#define MEMMGR_STATE_OFFSET	(3ULL << 42)
+#define MEMMGR_STATE_SIZE	((MEMMGR_OFFSET_LIMIT >> 12) * 8)
+
+#define MEMMGR_STATE_PINS	0x00ffffffULL
+#define MEMMGR_STATE_USED	(1ULL << 24)
+#define MEMMGR_STATE_PARKED	(1ULL << 27)
+#define MEMMGR_STATE_EVICTING	(1ULL << 28)
+#define MEMMGR_STATE_GONE	(1ULL << 29)
+#define MEMMGR_STATE_FREED	(1ULL << 30)
+#define MEMMGR_STATE_GEN_SHIFT	32
+
+/**
+ * struct memmgr_pool_figures - one pool in struct memmgr_figures
+ * @quota:	this pool's share of total, bytes
+ * @used:	bytes granted now, borrowed included
+ * @evictions:	storage buffers evicted since load
+ * @evicted_bytes: their bytes
+ */
+struct memmgr_pool_figures {
+	__u64 quota;
+	__u64 used;
+	__u64 evictions;
+	__u64 evicted_bytes;
+};
+
+/**
+ * struct memmgr_figures - the pools' figures, mapped read-only
+ * @seq:	odd while the kernel writes the figures: read @seq, then the
+ *		figures, then @seq again, and read again if it changed or
+ *		was odd (a sequence lock)
+ * @page_size:	the granule of every size
+ * @total:	bytes reserved at load
+ * @free:	bytes neither pool uses
+ * @pool:	per pool, indexed by MEMMGR_POOL_*
+ *
+ * mmap() of one page at MEMMGR_FIGURES_OFFSET, without PROT_WRITE (EPERM),
+ * shows the device's figures as STATS returns them, with no system call.
+ * Each snapshot is consistent in itself; a request that evicts may show
+ * its evictions and its own charge as two steps.
+ */
+struct memmgr_figures {
+	__u32 seq;
+	__u32 page_size;
+	__u64 total;
+	__u64 free;
+	struct memmgr_pool_figures pool[MEMMGR_NR_POOLS];
+};
+
+#define MEMMGR_FIGURES_OFFSET	(7ULL << 41)
+
+/**
+ * struct memmgr_batch - MEMMGR_IOC_ALLOC_MANY, MEMMGR_IOC_FREE_MANY
+ * @entries:	in: a user pointer to @count struct memmgr_alloc
+ *		(ALLOC_MANY) or @count __u64 handles (FREE_MANY)
+ * @count:	in: entries, at most MEMMGR_BATCH_MAX
+ * @flags:	in: must be zero
+ * @done:	out: entries done, each as its single call would have done
+ *		it, with its out fields written (ALLOC_MANY); the call
+ *		returns 0 when @done is @count, else the error of entry
+ *		@done, which had no effect, nor had any after it
+ * @reserved:	must be zero
+ *
+ * Each entry is checked as its single call checks it.  Written back
+ * (with @done) also when the call fails, but for EFAULT on @entries.
+ */
+struct memmgr_batch {
+	__u64 entries;
+	__u32 count;
+	__u32 flags;
+	__u32 done;
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+
+#define MEMMGR_BATCH_MAX	1024
+
+/**
+ * struct memmgr_retag - MEMMGR_IOC_RETAG: give a storage buffer a new tag
+ * @handle:	in: a live storage buffer of this open file
+ * @tag:	in: its new page id, which no other storage buffer of the
+ *		file may hold (EEXIST)
+ * @flags:	in: must be zero
+ * @reserved:	must be zero
+ *
+ * The buffer keeps its handle, offset, pins and contents.  ESTALE when
+ * it was evicted.  Tags are the client's: several caches in one open file
+ * share one space of 64-bit tags, and libmemmgr's memmgr_tag() puts a
+ * cache number in the top 16 bits.
+ */
+struct memmgr_retag {
+	__u64 handle;
+	__u64 tag;
+	__u64 flags;
+	__u64 reserved;
+};
+
 /* 0xB8 is free in Documentation/userspace-api/ioctl/ioctl-number.rst. */
 #define MEMMGR_IOC_MAGIC	0xB8
 
@@ -223,5 +359,8 @@ struct memmgr_evicted {
 #define MEMMGR_IOC_RELEASE	_IOWR(MEMMGR_IOC_MAGIC, 0x05, struct memmgr_release)
 #define MEMMGR_IOC_STATS	_IOR(MEMMGR_IOC_MAGIC, 0x06, struct memmgr_stats)
 #define MEMMGR_IOC_EVICTED	_IOWR(MEMMGR_IOC_MAGIC, 0x07, struct memmgr_evicted)
+#define MEMMGR_IOC_ALLOC_MANY	_IOWR(MEMMGR_IOC_MAGIC, 0x08, struct memmgr_batch)
+#define MEMMGR_IOC_FREE_MANY	_IOWR(MEMMGR_IOC_MAGIC, 0x09, struct memmgr_batch)
+#define MEMMGR_IOC_RETAG	_IOW(MEMMGR_IOC_MAGIC, 0x0a, struct memmgr_retag)
 
 #endif /* _UAPI_LINUX_MEMMGR_H */

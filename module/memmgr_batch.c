@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memmgr's batched calls: MEMMGR_IOC_ALLOC_MANY and MEMMGR_IOC_FREE_MANY
+ * do a list of ALLOCs or FREEs in one system call, so that a cache warming
+ * up or dropping a table makes one call per batch.
+ *
+ * Entries are done in order, each exactly as its single call would do it,
+ * and the batch stops at the first that fails: the caller learns how many
+ * were done (@done), and the error of the next one, which had no effect,
+ * nor had any after it.  Nothing is done that the caller is not told of:
+ * an ALLOC entry's out fields are checked writable before it is done, and
+ * an entry whose out fields could not be written after all is undone.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "memmgr.h"
+
+static int batch_get(void __user *uarg, struct memmgr_batch *b)
+{
+	if (copy_from_user(b, uarg, sizeof(*b)))
+		return -EFAULT;
+	if (b->flags || b->reserved0 || b->reserved[0] || b->reserved[1] ||
+	    b->count > MEMMGR_BATCH_MAX)
+		return -EINVAL;
+	b->done = 0;
+	/* @done goes back whatever happens: it must be writable first. */
+	if (put_user(b->done, &((struct memmgr_batch __user *)uarg)->done))
+		return -EFAULT;
+	return 0;
+}
+
+static int batch_put(void __user *uarg, struct memmgr_batch *b, int ret)
+{
+	if (put_user(b->done, &((struct memmgr_batch __user *)uarg)->done))
+		return -EFAULT;
+	return ret;
+}
+
+static_assert(MEMMGR_ALLOC_CHUNK * sizeof(struct memmgr_alloc) <= PAGE_SIZE);
+
+/*
+ * How many of the first @n entries can be written back.  They span two
+ * pages at most (a chunk is less than a page), so writing back a word of
+ * the first entry and one of the last as they were read (as memmgr_dev.c's
+ * writable() does) checks every page they are on.
+ */
+static u32 alloc_chunk_writable(struct memmgr_alloc __user *uents,
+				const struct memmgr_alloc *reqs, u32 n)
+{
+	unsigned long start = (unsigned long)uents;
+	u32 first = min_t(unsigned long, n, (PAGE_ALIGN(start + 1) - start) /
+			  sizeof(*reqs));
+
+	if (put_user(reqs[0].pool, &uents[0].pool))
+		return 0;
+	/* The entries past @first reach into the second page. */
+	if (first < n &&
+	    put_user(reqs[n - 1].reserved[1], &uents[n - 1].reserved[1]))
+		return first;
+	return n;
+}
+
+/*
+ * Read and check a chunk's entries.  Return how many can be done: those
+ * before the first that cannot be read, is not valid or cannot be written
+ * back, whose error goes to *@err.
+ */
+static u32 alloc_chunk_check(struct memmgr_alloc __user *uents,
+			     struct memmgr_alloc *reqs, u32 n, int *err)
+{
+	size_t len = n * sizeof(*reqs);
+	u32 i, ok, w;
+	int ret;
+
+	*err = 0;
+	ok = (len - copy_from_user(reqs, uents, len)) / sizeof(*reqs);
+	if (ok < n)
+		*err = -EFAULT;
+	for (i = 0; i < ok; i++) {
+		ret = memmgr_alloc_check(&reqs[i]);
+		if (ret) {
+			*err = ret;
+			break;
+		}
+	}
+	w = i ? alloc_chunk_writable(uents, reqs, i) : 0;
+	if (w < i)
+		*err = -EFAULT;
+	return w;
+}
+
+/* The out fields of a granted entry, which follow each other. */
+static int alloc_entry_put(struct memmgr_alloc __user *uent,
+			   const struct memmgr_alloc *req)
+{
+	size_t len = offsetofend(struct memmgr_alloc, granted) -
+		     offsetof(struct memmgr_alloc, handle);
+
+	return copy_to_user(&uent->handle, &req->handle, len) ? -EFAULT : 0;
+}
+
+/*
+ * One chunk of ALLOC_MANY.  Entries granted whose out fields cannot be
+ * written after all (another thread unmapped them) are freed again.
+ * Return how many are done, *@err for the next.
+ */
+static u32 alloc_chunk(struct file *filp, struct memmgr_alloc __user *uents,
+		       struct memmgr_alloc *reqs, u32 n, int *err)
+{
+	struct memmgr_file *f = filp->private_data;
+	u32 valid, done, i, j;
+	int check;
+
+	valid = alloc_chunk_check(uents, reqs, n, &check);
+	if (!valid) {
+		*err = check;
+		return 0;
+	}
+	done = memmgr_buf_alloc_many(f, reqs, valid, filp->f_flags & O_NONBLOCK,
+				     err);
+	if (done == valid)
+		*err = check;
+	for (i = 0; i < done; i++) {
+		if (alloc_entry_put(&uents[i], &reqs[i]))
+			break;
+	}
+	if (i == done)
+		return done;
+	*err = -EFAULT;
+	for (j = i; j < done; j++)
+		memmgr_buf_free(f, reqs[j].handle);
+	return i;
+}
+
+/**
+ * memmgr_ioctl_alloc_many() - MEMMGR_IOC_ALLOC_MANY
+ * @filp:	the file
+ * @uarg:	its struct memmgr_batch
+ *
+ * Return: 0 when every entry was granted, else the error of entry @done.
+ */
+long memmgr_ioctl_alloc_many(struct file *filp, void __user *uarg)
+{
+	struct memmgr_alloc __user *uents;
+	struct memmgr_alloc *reqs;
+	struct memmgr_batch b;
+	u32 n;
+	int ret;
+
+	ret = batch_get(uarg, &b);
+	if (ret || !b.count)
+		return ret;
+	reqs = kmalloc_array(MEMMGR_ALLOC_CHUNK, sizeof(*reqs), GFP_KERNEL);
+	if (!reqs)
+		return -ENOMEM;
+	uents = u64_to_user_ptr(b.entries);
+	while (b.done < b.count) {
+		n = min_t(u32, b.count - b.done, MEMMGR_ALLOC_CHUNK);
+		b.done += alloc_chunk(filp, uents + b.done, reqs, n, &ret);
+		if (ret)
+			break;
+	}
+	kfree(reqs);
+	return batch_put(uarg, &b, ret);
+}
+
+/**
+ * memmgr_ioctl_free_many() - MEMMGR_IOC_FREE_MANY
+ * @filp:	the file
+ * @uarg:	its struct memmgr_batch
+ *
+ * Return: 0 when every handle was freed, else the error of entry @done
+ * (-EFAULT, -ENOENT).
+ */
+long memmgr_ioctl_free_many(struct file *filp, void __user *uarg)
+{
+	u64 handles[MEMMGR_ALLOC_CHUNK];
+	u64 __user *uhandles;
+	struct memmgr_batch b;
+	u32 n, ok;
+	size_t len;
+	int ret;
+
+	ret = batch_get(uarg, &b);
+	if (ret)
+		return ret;
+	uhandles = u64_to_user_ptr(b.entries);
+	while (b.done < b.count && !ret) {
+		n = min_t(u32, b.count - b.done, MEMMGR_ALLOC_CHUNK);
+		len = n * sizeof(*handles);
+		/* The handles before the first that cannot be read are freed. */
+		ok = (len - copy_from_user(handles, uhandles + b.done, len)) /
+		     sizeof(*handles);
+		if (ok)
+			b.done += memmgr_buf_free_many(filp->private_data,
+						       handles, ok, &ret);
+		if (ok < n && !ret)
+			ret = -EFAULT;
+	}
+	return batch_put(uarg, &b, ret);
+}
