@@ -121,6 +121,7 @@ struct memmgr_evictable {
  * @nr_state_files: open files with a state area; protected by @lock
  * @figures_page: the page clients map read-only (memmgr_figures.c)
  * @figures:	its contents; written under @lock
+ * @figures_users: mappings of it; protected by @lock
  */
 struct memmgr_dev {
 	struct miscdevice misc;
@@ -142,6 +143,7 @@ struct memmgr_dev {
 	u32 nr_state_files;
 	struct page *figures_page;
 	struct memmgr_figures *figures;
+	u32 figures_users;
 };
 
 /**
@@ -178,11 +180,14 @@ struct memmgr_dev {
  * @idle_execid: its one exec id node that is not active, or NULL: the
  *		last id that went idle, still in @execids, or a fresh
  *		unlinked node; protected by memmgr_dev.lock
+ * @spare_buf:	a freed buffer no one refers to any more, kept for the next
+ *		allocation, or NULL; taken and put back with xchg()/cmpxchg()
  * @spare_lock:	protects @spares and @nr_spares
  * @spares:	freed buffers no one refers to any more, kept for the next
  *		allocations (a slab allocation zeroes what buf_init() zeroes
  *		again), chained through free_node
- * @nr_spares:	how many, at most MEMMGR_SPARES
+ * @nr_spares:	how many, at most MEMMGR_SPARES; read without the lock to
+ *		skip it when there are none
  * @waiters:	its held requests per pool, oldest first; protected by
  *		memmgr_dev.lock
  * @blocked_pass: the memmgr_dev.wake_pass in which one of its held
@@ -210,6 +215,7 @@ struct memmgr_file {
 	wait_queue_head_t poll_wait;
 	struct rb_root execids;
 	struct memmgr_execid *idle_execid;
+	struct memmgr_buffer *spare_buf;
 	spinlock_t spare_lock;		/* see above */
 	struct list_head spares;
 	u32 nr_spares;
@@ -454,10 +460,11 @@ void memmgr_buf_put(struct memmgr_buffer *buf);
 int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		     bool nonblock);
 u32 memmgr_buf_alloc_many(struct memmgr_file *f, struct memmgr_alloc *reqs,
-			  u32 n, bool nonblock, int *err);
+			  struct memmgr_buffer **bufs, u32 n, bool nonblock,
+			  int *err);
 int memmgr_buf_free(struct memmgr_file *f, u64 handle);
-u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles, u32 n,
-			 int *err);
+u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles,
+			 struct memmgr_buffer **bufs, u32 n, int *err);
 int memmgr_buf_pin(struct memmgr_file *f, u64 handle, bool pin);
 int memmgr_buf_lookup(struct memmgr_file *f, struct memmgr_lookup *req);
 int memmgr_buf_retag(struct memmgr_file *f, u64 handle, u64 tag);

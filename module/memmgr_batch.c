@@ -18,6 +18,12 @@
 
 #include "memmgr.h"
 
+/* An ALLOC_MANY chunk's entries, and the buffers made for them */
+struct batch_scratch {
+	struct memmgr_alloc reqs[MEMMGR_ALLOC_CHUNK];
+	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK];
+};
+
 static int batch_get(void __user *uarg, struct memmgr_batch *b)
 {
 	if (copy_from_user(b, uarg, sizeof(*b)))
@@ -108,8 +114,9 @@ static int alloc_entry_put(struct memmgr_alloc __user *uent,
  * Return how many are done, *@err for the next.
  */
 static u32 alloc_chunk(struct file *filp, struct memmgr_alloc __user *uents,
-		       struct memmgr_alloc *reqs, u32 n, int *err)
+		       struct batch_scratch *s, u32 n, int *err)
 {
+	struct memmgr_alloc *reqs = s->reqs;
 	struct memmgr_file *f = filp->private_data;
 	u32 valid, done, i, j;
 	int check;
@@ -119,8 +126,8 @@ static u32 alloc_chunk(struct file *filp, struct memmgr_alloc __user *uents,
 		*err = check;
 		return 0;
 	}
-	done = memmgr_buf_alloc_many(f, reqs, valid, filp->f_flags & O_NONBLOCK,
-				     err);
+	done = memmgr_buf_alloc_many(f, reqs, s->bufs, valid,
+				     filp->f_flags & O_NONBLOCK, err);
 	if (done == valid)
 		*err = check;
 	for (i = 0; i < done; i++) {
@@ -145,7 +152,7 @@ static u32 alloc_chunk(struct file *filp, struct memmgr_alloc __user *uents,
 long memmgr_ioctl_alloc_many(struct file *filp, void __user *uarg)
 {
 	struct memmgr_alloc __user *uents;
-	struct memmgr_alloc *reqs;
+	struct batch_scratch *s;
 	struct memmgr_batch b;
 	u32 n;
 	int ret;
@@ -153,17 +160,17 @@ long memmgr_ioctl_alloc_many(struct file *filp, void __user *uarg)
 	ret = batch_get(uarg, &b);
 	if (ret || !b.count)
 		return ret;
-	reqs = kmalloc_array(MEMMGR_ALLOC_CHUNK, sizeof(*reqs), GFP_KERNEL);
-	if (!reqs)
+	s = kmalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
 		return -ENOMEM;
 	uents = u64_to_user_ptr(b.entries);
 	while (b.done < b.count) {
 		n = min_t(u32, b.count - b.done, MEMMGR_ALLOC_CHUNK);
-		b.done += alloc_chunk(filp, uents + b.done, reqs, n, &ret);
+		b.done += alloc_chunk(filp, uents + b.done, s, n, &ret);
 		if (ret)
 			break;
 	}
-	kfree(reqs);
+	kfree(s);
 	return batch_put(uarg, &b, ret);
 }
 
@@ -177,7 +184,8 @@ long memmgr_ioctl_alloc_many(struct file *filp, void __user *uarg)
  */
 long memmgr_ioctl_free_many(struct file *filp, void __user *uarg)
 {
-	u64 handles[MEMMGR_ALLOC_CHUNK];
+	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK] __uninitialized;
+	u64 handles[MEMMGR_ALLOC_CHUNK] __uninitialized;
 	u64 __user *uhandles;
 	struct memmgr_batch b;
 	u32 n, ok;
@@ -196,7 +204,7 @@ long memmgr_ioctl_free_many(struct file *filp, void __user *uarg)
 		     sizeof(*handles);
 		if (ok)
 			b.done += memmgr_buf_free_many(filp->private_data,
-						       handles, ok, &ret);
+						       handles, bufs, ok, &ret);
 		if (ok < n && !ret)
 			ret = -EFAULT;
 	}

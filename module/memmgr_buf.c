@@ -58,12 +58,20 @@ static u64 req_pages(const struct memmgr_alloc *req)
 	return pages;
 }
 
-/* Keep up to MEMMGR_SPARES of @n unreferenced buffers, free the rest. */
+/*
+ * Keep up to MEMMGR_SPARES of @n unreferenced buffers, free the rest.  The
+ * first goes to the spare slot if it is empty, without a lock: a single
+ * FREE then ALLOC takes no lock for its buffer.
+ */
 static void bufs_recycle(struct memmgr_file *f, struct memmgr_buffer **bufs,
 			 u32 n)
 {
 	u32 i = 0;
 
+	if (n && !cmpxchg(&f->spare_buf, NULL, bufs[0]))
+		i = 1;
+	if (i == n)
+		return;
 	spin_lock(&f->spare_lock);
 	for (; i < n && f->nr_spares < MEMMGR_SPARES; i++, f->nr_spares++)
 		list_add(&bufs[i]->free_node, &f->spares);
@@ -78,13 +86,19 @@ static int bufs_create(struct memmgr_file *f, const struct memmgr_alloc *reqs,
 {
 	u32 i = 0;
 
-	spin_lock(&f->spare_lock);
-	for (; i < n && f->nr_spares; i++, f->nr_spares--) {
-		bufs[i] = list_first_entry(&f->spares, struct memmgr_buffer,
-					   free_node);
-		list_del(&bufs[i]->free_node);
+	bufs[0] = xchg(&f->spare_buf, NULL);
+	if (bufs[0])
+		i = 1;
+	if (i < n && READ_ONCE(f->nr_spares)) {
+		spin_lock(&f->spare_lock);
+		for (; i < n && f->nr_spares; i++, f->nr_spares--) {
+			bufs[i] = list_first_entry(&f->spares,
+						   struct memmgr_buffer,
+						   free_node);
+			list_del(&bufs[i]->free_node);
+		}
+		spin_unlock(&f->spare_lock);
 	}
-	spin_unlock(&f->spare_lock);
 	if (i < n && !kmem_cache_alloc_bulk(memmgr_buf_cache, GFP_KERNEL,
 					    n - i, (void **)&bufs[i])) {
 		bufs_recycle(f, bufs, i);
@@ -288,11 +302,14 @@ static void buf_forget(struct memmgr_file *f, struct memmgr_buffer *buf)
 	kref_put(&buf->ref, buf_recycle);
 }
 
-/* buf_forget() for @n buffers: the file's lock once, the slab's once. */
+/*
+ * buf_forget() for @n buffers: the file's lock once, and the buffers no
+ * one refers to any more recycled at once (gathered at the front of
+ * @bufs).
+ */
 static void bufs_forget(struct memmgr_file *f, struct memmgr_buffer **bufs,
 			u32 n)
 {
-	struct memmgr_buffer *last[MEMMGR_ALLOC_CHUNK];
 	bool dying = false;
 	u32 i, k = 0;
 
@@ -311,9 +328,9 @@ static void bufs_forget(struct memmgr_file *f, struct memmgr_buffer **bufs,
 			continue;
 		WARN_ON_ONCE(!list_empty(&bufs[i]->blocks));
 		mutex_destroy(&bufs[i]->map_lock);
-		last[k++] = bufs[i];
+		bufs[k++] = bufs[i];
 	}
-	bufs_recycle(f, last, k);
+	bufs_recycle(f, bufs, k);
 }
 
 /**
@@ -591,6 +608,7 @@ static void bufs_publish(struct memmgr_file *f, struct memmgr_alloc *reqs,
  * @f:		the file
  * @reqs:	the requests, their arguments checked; out fields are filled
  *		for each one granted
+ * @bufs:	room for @n buffer pointers, the caller's scratch
  * @n:		how many, at most MEMMGR_ALLOC_CHUNK
  * @nonblock:	the file is O_NONBLOCK
  * @err:	set to the error of request *return, when that is below @n
@@ -604,13 +622,13 @@ static void bufs_publish(struct memmgr_file *f, struct memmgr_alloc *reqs,
  * Return: the number of requests granted.
  */
 u32 memmgr_buf_alloc_many(struct memmgr_file *f, struct memmgr_alloc *reqs,
-			  u32 n, bool nonblock, int *err)
+			  struct memmgr_buffer **bufs, u32 n, bool nonblock,
+			  int *err)
 {
-	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK];
 	u32 reserved, charged, got, done = 0;
 	int ret;
 
-	if (WARN_ON_ONCE(!n || n > MEMMGR_ALLOC_CHUNK)) {
+	if (WARN_ON_ONCE(!n)) {
 		*err = -EINVAL;
 		return 0;
 	}
@@ -662,16 +680,18 @@ u32 memmgr_buf_alloc_many(struct memmgr_file *f, struct memmgr_alloc *reqs,
 int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
 		     bool nonblock)
 {
+	struct memmgr_buffer *buf;
 	int err;
 
-	return memmgr_buf_alloc_many(f, req, 1, nonblock, &err) ? 0 : err;
+	return memmgr_buf_alloc_many(f, req, &buf, 1, nonblock, &err) ? 0 : err;
 }
 
 /**
  * memmgr_buf_free_many() - free several buffers, in order
  * @f:		the file
  * @handles:	its buffers, live or evicted
- * @n:		how many, at most MEMMGR_ALLOC_CHUNK
+ * @bufs:	room for @n buffer pointers, the caller's scratch
+ * @n:		how many
  * @err:	set to -ENOENT when handle *return is not one of them
  *
  * Each lock is taken once for the batch (MEMMGR_IOC_FREE is a batch of
@@ -680,15 +700,12 @@ int memmgr_buf_alloc(struct memmgr_file *f, struct memmgr_alloc *req,
  * Return: the number of buffers freed: the handles before the first
  * unknown one.
  */
-u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles, u32 n,
-			 int *err)
+u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles,
+			 struct memmgr_buffer **bufs, u32 n, int *err)
 {
-	struct memmgr_buffer *bufs[MEMMGR_ALLOC_CHUNK];
 	u32 i;
 
 	*err = 0;
-	if (WARN_ON_ONCE(n > MEMMGR_ALLOC_CHUNK))
-		n = MEMMGR_ALLOC_CHUNK;
 	mutex_lock(&f->lock);
 	for (i = 0; i < n; i++) {
 		bufs[i] = find_locked(f, handles[i]);
@@ -713,9 +730,10 @@ u32 memmgr_buf_free_many(struct memmgr_file *f, const u64 *handles, u32 n,
  */
 int memmgr_buf_free(struct memmgr_file *f, u64 handle)
 {
+	struct memmgr_buffer *buf;
 	int err;
 
-	memmgr_buf_free_many(f, &handle, 1, &err);
+	memmgr_buf_free_many(f, &handle, &buf, 1, &err);
 	return err;
 }
 
@@ -961,6 +979,9 @@ void memmgr_file_free_all(struct memmgr_file *f)
 	}
 	list_for_each_entry_safe(buf, next, &f->spares, free_node)
 		kmem_cache_free(memmgr_buf_cache, buf);
+	if (f->spare_buf)
+		kmem_cache_free(memmgr_buf_cache, f->spare_buf);
+	f->spare_buf = NULL;
 	INIT_LIST_HEAD(&f->spares);
 	f->nr_spares = 0;
 }

@@ -954,6 +954,18 @@ TEST_F(st, figures)
 	EXPECT_EQ(0, memcmp(&now, &now2, sizeof(now)));
 	munmap(f2, self->pg);
 	munmap(f, self->pg);
+
+	/*
+	 * Unmapped by everyone, the page is not kept up to date; the next
+	 * mapping shows the figures of its moment: one more page in use.
+	 */
+	ASSERT_EQ(0, mm_alloc(fd, ST, self->pg, 4, 0, &one));
+	f = mmap(NULL, self->pg, PROT_READ, MAP_SHARED, fd, fo);
+	ASSERT_NE(MAP_FAILED, f);
+	FIG_EQ(f, mm_stats(fd));
+	fig_read(f, &now);
+	EXPECT_EQ(2 * self->pg, now.pool[ST].used);
+	munmap(f, self->pg);
 	close(fd);
 }
 
