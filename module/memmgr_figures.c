@@ -46,7 +46,13 @@ void memmgr_figures_exit(struct memmgr_dev *mm)
 	mm->figures = NULL;
 }
 
-static void figures_write_locked(struct memmgr_dev *mm)
+/**
+ * memmgr_figures_write_locked() - write the figures of this moment
+ * @mm:		the device
+ *
+ * Context: memmgr_dev.lock held.
+ */
+void memmgr_figures_write_locked(struct memmgr_dev *mm)
 {
 	struct memmgr_figures *fig = mm->figures;
 	const struct memmgr_policy *p = &mm->policy;
@@ -70,22 +76,6 @@ static void figures_write_locked(struct memmgr_dev *mm)
 	WRITE_ONCE(fig->seq, fig->seq + 1);
 }
 
-/**
- * memmgr_figures_update_locked() - write the figures of this moment
- * @mm:		the device
- *
- * Only while someone has the page mapped: the page is written whenever a
- * figure changes, and touching it costs every request a page more; the
- * first mapping writes it afresh.
- *
- * Context: memmgr_dev.lock held, by whoever changed a figure.
- */
-void memmgr_figures_update_locked(struct memmgr_dev *mm)
-{
-	if (mm->figures_users)
-		figures_write_locked(mm);
-}
-
 /* Every fault, the first and any after MADV_DONTNEED, maps the page. */
 static vm_fault_t figures_fault(struct vm_fault *vmf)
 {
@@ -103,7 +93,7 @@ static void figures_vm_open(struct vm_area_struct *vma)
 
 	spin_lock(&mm->lock);
 	if (!mm->figures_users++)
-		figures_write_locked(mm);
+		memmgr_figures_write_locked(mm);
 	spin_unlock(&mm->lock);
 }
 
