@@ -273,7 +273,7 @@ static void tables_del_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 /*
  * A buffer being freed leaves the file's tables and is found no more.  If
  * the file has a window, the buffer keeps its range of offsets until its
- * mappings are revoked (buf_forget()): the window shows whatever buffer
+ * mappings are revoked (bufs_forget()): the window shows whatever buffer
  * holds a range, so a new buffer must not take the range while the old
  * one's pages may still be mapped there.  So too with a state word: the
  * word is the range's, and the old buffer writes it FREED after it left
@@ -291,21 +291,10 @@ static void buf_unlink_locked(struct memmgr_file *f, struct memmgr_buffer *buf)
 		memmgr_offset_erase(f, buf);
 }
 
-/* The buffer is revoked: give its range back and drop the tables' ref. */
-static void buf_forget(struct memmgr_file *f, struct memmgr_buffer *buf)
-{
-	if (buf->dying) {
-		mutex_lock(&f->lock);
-		memmgr_offset_erase(f, buf);
-		mutex_unlock(&f->lock);
-	}
-	kref_put(&buf->ref, buf_recycle);
-}
-
 /*
- * buf_forget() for @n buffers: the file's lock once, and the buffers no
- * one refers to any more recycled at once (gathered at the front of
- * @bufs).
+ * The buffers are revoked: give their ranges back (the file's lock once)
+ * and drop the tables' references; the buffers no one refers to any more
+ * are recycled at once (gathered at the front of @bufs).
  */
 static void bufs_forget(struct memmgr_file *f, struct memmgr_buffer **bufs,
 			u32 n)
@@ -914,7 +903,7 @@ int memmgr_buf_release(struct memmgr_file *f, struct memmgr_release *req)
 		pages += buf_kill(f, buf, true);
 	list_for_each_entry_safe(buf, next, &dead, free_node) {
 		list_del(&buf->free_node);
-		buf_forget(f, buf);
+		bufs_forget(f, &buf, 1);
 	}
 	req->freed = pages << PAGE_SHIFT;
 	return 0;

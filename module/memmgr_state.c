@@ -208,13 +208,12 @@ void memmgr_state_set_locked(struct memmgr_buffer *buf, u64 flags)
  */
 static long state_pin_word(struct memmgr_buffer *buf, bool pin)
 {
-	u64 gen = memmgr_state_gen(buf), w, pins, new;
+	u64 w, pins, new;
 	int i;
 
 	for (i = 0; i < MEMMGR_STATE_TRIES; i++) {
 		w = READ_ONCE(*buf->word);
-		if ((w & ~(u64)U32_MAX) != gen ||
-		    (w & ~MEMMGR_STATE_LIVE_BITS & U32_MAX))
+		if (memmgr_state_foreign(buf, w))
 			return -EIO;
 		pins = w & MEMMGR_STATE_PINS;
 		if (pin) {

@@ -26,6 +26,13 @@ static inline u64 memmgr_state_gen(const struct memmgr_buffer *buf)
 	return (u64)buf->seq << MEMMGR_STATE_GEN_SHIFT;
 }
 
+/* Is @w no live word of @buf: another generation, or a bit out of place? */
+static inline bool memmgr_state_foreign(const struct memmgr_buffer *buf, u64 w)
+{
+	return (w & ~(u64)U32_MAX) != memmgr_state_gen(buf) ||
+	       (w & ~MEMMGR_STATE_LIVE_BITS & U32_MAX);
+}
+
 /**
  * memmgr_state_claim() - may the kernel evict this buffer?  Claim it if so
  * @buf:	a buffer of the evictable set
@@ -66,9 +73,7 @@ memmgr_state_claim(struct memmgr_buffer *buf, bool second_chance)
 			continue;
 		}
 		/* Not ours to read further: as good as pinned, for good. */
-		if ((w & ~(u64)U32_MAX) != gen ||
-		    (w & ~MEMMGR_STATE_LIVE_BITS & U32_MAX) ||
-		    (w & MEMMGR_STATE_PARKED))
+		if (memmgr_state_foreign(buf, w) || (w & MEMMGR_STATE_PARKED))
 			return MEMMGR_CLAIM_PINNED;
 		if (cmpxchg64(buf->word, w, w | MEMMGR_STATE_PARKED) == w)
 			return MEMMGR_CLAIM_PINNED;

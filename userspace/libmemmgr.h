@@ -488,6 +488,21 @@ static inline uint64_t *memmgr_state_word(struct memmgr *mm, uint64_t handle)
 	return &fast->state[i];
 }
 
+/*
+ * What a state word says of the buffer of generation @gen, for the inline
+ * pin and unpin: 0 live, 1 the kernel is deciding (ask it by ioctl), or
+ * -ENOENT (another buffer's word, or freed), -ESTALE (evicted).  Internal.
+ */
+static inline int memmgr_state_check(uint64_t word, uint64_t gen)
+{
+	if (word >> MEMMGR_STATE_GEN_SHIFT != gen ||
+	    (word & MEMMGR_STATE_FREED))
+		return -ENOENT;
+	if (word & MEMMGR_STATE_GONE)
+		return -ESTALE;
+	return (word & MEMMGR_STATE_EVICTING) ? 1 : 0;
+}
+
 /**
  * memmgr_pin_handle() - memmgr_pin() by handle, without a system call
  * @mm:		the handle
@@ -509,18 +524,17 @@ static inline int memmgr_pin_handle(struct memmgr *mm, uint64_t handle)
 {
 	uint64_t *word = memmgr_state_word(mm, handle);
 	uint64_t gen = handle >> MEMMGR_STATE_GEN_SHIFT, old;
+	int ret;
 
 	if (!word)
 		return memmgr_pin_ioctl(mm, handle);
 	old = __atomic_load_n(word, __ATOMIC_RELAXED);
 	do {
-		if (old >> MEMMGR_STATE_GEN_SHIFT != gen ||
-		    (old & MEMMGR_STATE_FREED))
-			return -ENOENT;
-		if (old & MEMMGR_STATE_GONE)
-			return -ESTALE;
-		if (old & MEMMGR_STATE_EVICTING)
+		ret = memmgr_state_check(old, gen);
+		if (ret == 1)
 			return memmgr_pin_ioctl(mm, handle);
+		if (ret)
+			return ret;
 		if ((old & MEMMGR_STATE_PINS) == MEMMGR_STATE_PINS)
 			return -EOVERFLOW;
 	} while (!__atomic_compare_exchange_n(word, &old,
@@ -548,18 +562,17 @@ static inline int memmgr_unpin_handle(struct memmgr *mm, uint64_t handle)
 {
 	uint64_t *word = memmgr_state_word(mm, handle);
 	uint64_t gen = handle >> MEMMGR_STATE_GEN_SHIFT, old, pins;
+	int ret;
 
 	if (!word)
 		return memmgr_unpin_ioctl(mm, handle);
 	old = __atomic_load_n(word, __ATOMIC_RELAXED);
 	do {
-		if (old >> MEMMGR_STATE_GEN_SHIFT != gen ||
-		    (old & MEMMGR_STATE_FREED))
-			return -ENOENT;
-		if (old & MEMMGR_STATE_GONE)
-			return -ESTALE;
-		if (old & MEMMGR_STATE_EVICTING)
+		ret = memmgr_state_check(old, gen);
+		if (ret == 1)
 			return memmgr_unpin_ioctl(mm, handle);
+		if (ret)
+			return ret;
 		pins = old & MEMMGR_STATE_PINS;
 		if (!pins)
 			return -EINVAL;
