@@ -103,13 +103,16 @@ demo: deps
 	selftests/vm.sh --params "total=1G" --mem 1536 --timeout 180 -- memmgr-demo
 
 # make bench: memmgr_bench in a VM on the stock kernel (TCG unless
-# MEMMGR_VM_ACCEL=kvm; about 2 minutes).  selftests/bench/run.sh boots
-# selftests/vm.sh --no-load --mem 2048 --timeout 1200 -- memmgr_bench
+# MEMMGR_VM_ACCEL=kvm; about 8 minutes).  selftests/bench/run.sh first
+# makes the SQLite allocation trace case 14 replays (on the host; the first
+# time it downloads Debian's sqlite3 source package into build/), then
+# boots selftests/vm.sh --no-load --mem 2048 --timeout 1800 -- memmgr_bench
 # --module /lib/modules/memmgr.ko --params total=1G (it times insmod, then
 # keeps total=1G loaded), prints the table and writes
-# build/bench/results.json and build/bench/sizes.png (gnuplot).
-# BENCH_ARGS go to memmgr_bench (--quick, --reps N).  Not part of check,
-# which runs it once with --quick.
+# build/bench/results.json, build/bench/malloc.txt and
+# build/bench/sizes.png (gnuplot).  BENCH_ARGS go to memmgr_bench
+# (--quick, --reps N, --cases LIST).  Not part of check, which runs it
+# once with --quick (case 14 then replays a synthetic trace).
 .PHONY: bench
 bench: deps
 	$(MAKE) all

@@ -95,7 +95,7 @@ all_of() {
 loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
 	memmgr_mode_test memmgr_fair_test memmgr_iface_test.sh libmemmgr_test
 	memmgr_offset_test memmgr_compat32_test memmgr_queue_test memmgr_window_test
-	memmgr_state_test memmgr_batch_test
+	memmgr_state_test memmgr_batch_test memmgr_malloc_test
 	memmgrctl_test.sh)
 
 tap unit 1 "$top/build/unit/policy_test"

@@ -6,7 +6,7 @@ set -eu
 
 pkgs="linux-headers-amd64 linux-image-amd64 linux-source-6.1 qemu-system-x86
 busybox-static cpio sparse flex bison bc libelf-dev libssl-dev perl gcc make
-kmod dkms libjemalloc-dev gnuplot-nox xz-utils gcc-multilib"
+kmod dkms libjemalloc-dev gnuplot-nox xz-utils gcc-multilib libsqlite3-dev"
 
 missing=
 for p in $pkgs; do

@@ -171,13 +171,15 @@ struct memmgr_fast {
  *			whole device, and this file's use in client_used[]
  * @requested:		per pool (MEMMGR_POOL_*): bytes asked for by the
  *			live allocations of this handle, small objects
- *			included (each by the bytes asked for, not its class)
+ *			included (each by the bytes asked for, not its class);
+ *			the execution allocator's chunks count whole (its
+ *			objects are not counted one by one)
  * @charged:		per pool: bytes the kernel charges for this handle's
  *			buffers, whole pages and whole chunks, retained
  *			chunks included (evicted storage buffers count until
  *			freed; @kernel.client_used does not)
  * @buffers:		per pool: kernel allocations held, chunks included
- *			(retained ones too)
+ *			(retained ones too, and the execution allocator's)
  * @small_objects:	live small objects
  * @small_requested:	bytes asked for by the live small objects
  * @small_chunks:	chunks held for small objects, retained ones
@@ -333,6 +335,117 @@ int memmgr_alloc_storage_many(struct memmgr *mm, size_t n,
 int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
 		      int64_t timeout_ms, void **ptrp);
 
+/*
+ * The execution allocator: memmgr_malloc(), memmgr_calloc(),
+ * memmgr_realloc(), memmgr_usable_size() and memmgr_free(), malloc()'s
+ * contract on execution memory.  Objects of every size (1 byte to
+ * MEMMGR_MALLOC_MAX and beyond, as far as the pool goes) come from chunks
+ * of execution memory charged to their exec id: a private copy of jemalloc
+ * (one arena per exec id) carves them, and asks the kernel for a chunk
+ * (one buffer of MEMMGR_CHUNK_MIN bytes at first, then larger ones up to
+ * 4 times that, or the object's size if larger) only when the exec id's
+ * chunks are full.  Each thread keeps a cache per exec id (of the last
+ * four it used) of freed objects up to 32 KiB, at most 16 KiB (or two
+ * objects) of each size class, and jemalloc's cache behind it.  So an object costs no system
+ * call, and two threads share no lock on the fast path.
+ *
+ * Objects are aligned as malloc() aligns them (16 bytes; 8 for objects of
+ * at most 8 bytes; 64 from MEMMGR_LARGE_MIN bytes up: such an object has
+ * pages of its own and starts at a varying offset into its first, as
+ * jemalloc places them against cache conflicts) and not zeroed, except
+ * by memmgr_calloc(): memory fresh from the kernel reads as zeros, reused
+ * memory holds what it held.
+ *
+ * Retention: a freed object's memory is kept for the next objects of its
+ * exec id; its chunks go back to the kernel when the exec id is released
+ * (memmgr_release_exec(): every object of the exec id at once, in one
+ * system call) and at memmgr_close().  What an exec id holds is bounded by
+ * its peak use, plus the unused end of its last chunk.  A thread's cached
+ * objects go back to their exec id when the thread exits.
+ *
+ * A chunk request waits up to the handle's timeout (memmgr_set_timeout()),
+ * 0 by default: declined at once.  A decline, a timeout, or a release of
+ * the exec id meanwhile is NULL with errno ENOMEM, and nothing is charged.
+ *
+ * Releasing an exec id while another thread allocates or frees objects of
+ * the same exec id is a use after free, as free() of an object in use is;
+ * other exec ids are unaffected.  An object's pointer is passed to
+ * memmgr_free() and memmgr_realloc() as returned (not a pointer inside
+ * it), once, as to free().
+ */
+
+/* jemalloc's first chunk of an exec id; later ones grow to 4 times this. */
+#define MEMMGR_CHUNK_MIN	(2ULL << 20)
+
+/* Objects of at least this many bytes have pages of their own. */
+#define MEMMGR_LARGE_MIN	16384
+
+/* The largest size the tests and the benchmark cover; larger works too. */
+#define MEMMGR_MALLOC_MAX	(8ULL << 20)
+
+/**
+ * memmgr_malloc() - an object of execution memory, as malloc() gives one
+ * @mm:		the handle
+ * @exec_id:	the exec id whose memory it is
+ * @size:	bytes; 0 gives a unique object that memmgr_free() takes
+ *
+ * Context: thread-safe; may sleep while a chunk request waits.
+ *
+ * Return: the object, not zeroed; or NULL with errno ENOMEM (the kernel
+ * declined a chunk, the timeout passed, @exec_id was released meanwhile,
+ * or @size is too large).
+ */
+void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size);
+
+/**
+ * memmgr_calloc() - memmgr_malloc() of @n times @size bytes, zeroed
+ * @mm:		the handle
+ * @exec_id:	the exec id whose memory it is
+ * @n:		elements
+ * @size:	bytes per element
+ *
+ * Context: thread-safe; may sleep while a chunk request waits.
+ *
+ * Return: the object, zeroed; or NULL with errno ENOMEM (also when
+ * @n * @size overflows).
+ */
+void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
+		    size_t size);
+
+/**
+ * memmgr_realloc() - grow or shrink an object, in place when it can
+ * @mm:		the handle
+ * @exec_id:	the exec id of a new object when @ptr is NULL; otherwise
+ *		ignored (an object stays with its exec id)
+ * @ptr:	an object of memmgr_malloc(), memmgr_calloc() or
+ *		memmgr_realloc(), or NULL (then as memmgr_malloc())
+ * @size:	bytes; 0 frees @ptr and returns NULL (errno unchanged)
+ *
+ * The first min(old size, @size) bytes are kept; bytes beyond them are
+ * not zeroed.  On failure @ptr is untouched.
+ *
+ * Context: thread-safe; may sleep while a chunk request waits.
+ *
+ * Return: the object (@ptr or a new one); or NULL with errno ENOMEM (as
+ * memmgr_malloc()), or EINVAL when @ptr is not an object of this
+ * allocator (memmgr_alloc_exec()'s and storage buffers are not).
+ */
+void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
+		     size_t size);
+
+/**
+ * memmgr_usable_size() - the bytes an object may use
+ * @mm:		the handle
+ * @ptr:	an object of memmgr_malloc(), memmgr_calloc() or
+ *		memmgr_realloc()
+ *
+ * Context: thread-safe.
+ *
+ * Return: at least the size asked for (its size class); 0 for NULL and
+ * for a pointer that is not an object of this allocator.
+ */
+size_t memmgr_usable_size(struct memmgr *mm, const void *ptr);
+
 /**
  * memmgr_free() - free memory of either pool by its pointer
  * @mm:		the handle
@@ -341,12 +454,16 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  *
  * Freeing the last small object of a chunk keeps the chunk for reuse if
  * the handle's retained bytes stay within its cap (memmgr_set_retain()),
- * else gives it back to the kernel.
+ * else gives it back to the kernel.  An object of memmgr_malloc() goes to
+ * its exec id's cache in the calling thread (see the execution allocator
+ * above).
  *
  * Context: thread-safe.
  *
  * Return: 0, or -EINVAL when @ptr is not a live allocation of @mm (never
- * allocated, freed already, released, or inside an allocation).
+ * allocated, freed already, released, or inside an allocation).  For the
+ * objects of memmgr_malloc() these are not detected, as free() does not
+ * detect them: @ptr must be one, live, as returned.
  */
 int memmgr_free(struct memmgr *mm, void *ptr);
 

@@ -3,7 +3,7 @@
  * memmgr_bench: memmgr against its baselines, side by side in one run.
  *
  *   memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]
- *                [--accel NAME] [--reps N] [--cases LIST]
+ *                [--accel NAME] [--reps N] [--cases LIST] [--trace FILE]
  *
  * Runs in the VM (selftests/vm.sh; `make bench` drives it).  Each case and
  * its baseline run in the same process, alternating from one repetition
@@ -66,18 +66,58 @@
  *     MEMMGR_IOC_ALLOC_MANY + MEMMGR_IOC_FREE_MANY (two calls), against
  *     64 MEMMGR_IOC_ALLOC + 64 MEMMGR_IOC_FREE (128 calls): time per 64
  *     buffers.  Target: at most 0.3x (issue 12).
+ * 12. The execution allocator (issue 13): p = alloc(size), optionally
+ *     memset(p, i, size), free, at 16 B to 8 MiB, in four loop shapes:
+ *     "free" and "write" free p at once; "window" and "window+write"
+ *     free the object allocated a window ago (64 live objects per
+ *     thread, fewer above 256 KiB: at most 16 MiB, at least 2), so the
+ *     allocator cannot hand the same slot back.  Allocators: glibc
+ *     malloc, jemalloc (je_malloc, as case 6), memmgr_malloc (one exec id
+ *     per thread) and, to compare engines, memmgr_alloc_exec (libmemmgr's
+ *     slabs and kernel buffers); each with one thread and with two
+ *     threads at once (two persistent threads; the one-thread batches
+ *     run on the first), all eight alternating.  A batch has as many
+ *     ops as make jemalloc's one-thread batch take about 0.1 s (measured
+ *     first; memmgr_alloc_exec's may have fewer).  Per size, the table
+ *     gives the shape where memmgr_malloc does worst against jemalloc,
+ *     with one thread and with two (ns per op and thread).  Target:
+ *     within 1.3x.  And the shape where memmgr_malloc's throughput gains
+ *     least from a second thread.  Target: at least 1.6x (with two
+ *     vCPUs; with one, not judged).  Beside them, a CPU loop in one and
+ *     two threads: what the VM lets two threads gain at all.  The whole
+ *     matrix: the "malloc" block and the JSON.
+ * 13. One object grown from 16 B to 1 MiB by realloc to twice its size,
+ *     writing each new half, then freed: memmgr_malloc + memmgr_realloc
+ *     against je_malloc + je_realloc, and glibc.  Target: within 1.3x of
+ *     jemalloc.
+ * 14. A trace of a real program's allocations replayed (--trace FILE,
+ *     made on the host by malloc_trace: SQLite's speedtest1; without it,
+ *     a synthetic trace of SQLite-like sizes, labelled so), each new
+ *     object filled with memset, the grown part of a realloc too:
+ *     memmgr_malloc against glibc (target: within 1.15x) and jemalloc,
+ *     time per replay.  Then, untimed, a replay on a fresh handle that
+ *     samples the file's execution charge (memmgr_get_stats():
+ *     kernel.client_used[MEMMGR_POOL_EXEC]) after the event where the
+ *     bytes live, as asked for, peak (target: at most 1.25x of them) and
+ *     after the last event (against the same peak: speedtest1 frees
+ *     everything by its end).
  *
  * --cases runs only the cases listed (7: the metadata rows; insmod is
  * timed whenever --module is given).
  *
  * --quick runs every case once with tiny counts (and case 5 in a few
  * buffers of room, the rest of the quota held by one pinned buffer; case 8
- * with its full count of buffers, as many as fit, and few requests): it
- * checks that the benchmark works, not how fast memmgr is.
+ * with its full count of buffers, as many as fit, and few requests; case
+ * 12 with 8 ops per batch, windows of 4; case 13 with one growth per
+ * batch; case 14 on a synthetic
+ * trace of 20,000 events unless --trace is given): it checks that the
+ * benchmark works, not how fast memmgr is.  --reps sets cases 12 to 14's
+ * repetitions too (5 by default for case 12).
  *
  * Output: progress lines, then the table; the JSON (also written to
- * --json, default /tmp/bench.json) and the two size sweeps (for gnuplot)
- * between "@@memmgr-bench-NAME-begin" and "-end" lines, for the host to
+ * --json, default /tmp/bench.json), the two size sweeps and case 12's
+ * matrix (for gnuplot, the matrix for people too) between
+ * "@@memmgr-bench-NAME-begin" and "-end" lines, for the host to
  * extract.  Exits 0 when every case ran, whether or not targets were met;
  * 1 on any error.
  */
@@ -86,6 +126,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -103,9 +145,11 @@
 #include <linux/memmgr.h>
 
 #include "libmemmgr.h"
+#include "malloc_trace.h"
 
 /* Debian's libjemalloc.a with its malloc API renamed (selftests/Makefile). */
 void *je_malloc(size_t size);
+void *je_realloc(void *ptr, size_t size);
 void je_free(void *ptr);
 
 #define DEV		"/dev/memmgr"
@@ -113,7 +157,7 @@ void je_free(void *ptr);
 #define KIB		1024UL
 #define MIB		(1024 * KIB)
 #define MAX_REPS	31
-#define MAX_RESULTS	64
+#define MAX_RESULTS	128
 #define NR_MAP_SIZES	3
 #define NR_SMALL	6
 #define CHURN_BUF	(64 * KIB)
@@ -122,11 +166,33 @@ void je_free(void *ptr);
 #define ZIPF_KEYS	8	/* keys per buffer of room */
 #define SCAN_BUF	(2 * PAGE)	/* case 8: each evictable buffer */
 #define BATCH_BUFS	64		/* case 11: buffers per batch */
+#define NR_MALLOC	10		/* case 12: sizes */
+#define MALLOC_WINDOW_MAX 64		/* case 12: live objects per thread */
+#define MALLOC_WINDOW_BYTES (16 * MIB)	/* and at most this much */
+#define REALLOC_FROM	16		/* case 13 */
+#define REALLOC_TO	(1 << 20)
 /* No command has this number: the ioctl layer answers ENOTTY. */
 #define IOC_UNKNOWN	_IO(MEMMGR_IOC_MAGIC, 0x7f)
 
 static const size_t map_sizes[NR_MAP_SIZES] = { 64 * KIB, 2 * MIB, 32 * MIB };
 static const size_t small_sizes[NR_SMALL] = { 16, 64, 256, 1024, 2048, 4096 };
+static const size_t malloc_sizes[NR_MALLOC] = {
+	16, 64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 8 * MIB,
+};
+
+/* Cases 12 to 14: the allocators. */
+enum alloc_kind { AK_GLIBC, AK_JE, AK_MM, AK_OLD, NR_AK };
+static const char * const ak_names[NR_AK] = {
+	"malloc", "je_malloc", "memmgr_malloc", "memmgr_alloc_exec",
+};
+
+/* Case 12: the loop shapes, MS_* ORed. */
+#define MS_WRITE	1	/* memset of the whole object */
+#define MS_WINDOW	2	/* free the object allocated a window ago */
+#define NR_SHAPES	4
+static const char * const shape_names[NR_SHAPES] = {
+	"free", "write", "window", "window+write",
+};
 
 /* How much work each case does. */
 struct sizing {
@@ -142,6 +208,11 @@ struct sizing {
 	int scan_ops;			/* case 8: requests per batch */
 	int pin_pairs;			/* case 10: pin+unpin pairs */
 	int batch_rounds;		/* case 11: batches of 64 */
+	int malloc_reps;		/* case 12 */
+	uint64_t malloc_ns;		/* cases 12, 13: ns per batch, 0: */
+	long malloc_ops;		/* ops per batch instead */
+	int malloc_window;		/* case 12: most objects in a window */
+	uint64_t synth_events;		/* case 14 without a trace */
 };
 
 static const struct sizing full_sizing = {
@@ -150,6 +221,8 @@ static const struct sizing full_sizing = {
 	.zipf_len = 120000, .small_batch = 512, .small_rounds = 4,
 	.load_reps = 5, .scan_buffers = 32768, .scan_ops = 200,
 	.pin_pairs = 100000, .batch_rounds = 200,
+	.malloc_reps = 5, .malloc_ns = 100000000, .malloc_window = 64,
+	.synth_events = 1000000,
 };
 
 static const struct sizing quick_sizing = {
@@ -158,6 +231,8 @@ static const struct sizing quick_sizing = {
 	.zipf_len = 2000, .small_batch = 16, .small_rounds = 1,
 	.load_reps = 1, .scan_buffers = 32768, .scan_ops = 10,
 	.pin_pairs = 20, .batch_rounds = 2,
+	.malloc_reps = 1, .malloc_ops = 8, .malloc_window = 4,
+	.synth_events = 20000,
 };
 
 static struct sizing sz;
@@ -195,6 +270,17 @@ struct result {
 static struct result results[MAX_RESULTS];
 static int nr_results;
 
+/*
+ * Case 12, one size and loop shape: per allocator and thread count (1, 2),
+ * ns per op and thread (medians, samples); ops per thread and batch.
+ */
+struct malloc_fig {
+	double ns[NR_AK][2];
+	double samples[NR_AK][2][MAX_REPS];
+	long ops[NR_AK];
+	int window;
+};
+
 /* Figures outside the table, for the JSON and the plot. */
 static struct {
 	double map_ns[NR_MAP_SIZES][3];		/* memmgr, anon, memfd */
@@ -213,6 +299,11 @@ static struct {
 	long zipf_keys, zipf_room, zipf_measured;
 	uint64_t zipf_evictions;
 	long scan_buffers;			/* case 8 */
+	long vcpus;				/* case 12 */
+	bool malloc_done;
+	struct malloc_fig malloc[NR_MALLOC][NR_SHAPES];
+	long realloc_chains;			/* case 13: per batch */
+	uint64_t charged_peak, charged_end;	/* case 14 */
 	bool loaded_here;
 } fig = {
 	.slab_object_size = -1, .slab_size = -1, .slab_per_alloc = NAN,
@@ -422,6 +513,8 @@ static const char *fmt_val(double v, const char *unit, char *buf, size_t size)
 		snprintf(buf, size, "%.1f us", v / 1e3);
 	else if (!strcmp(unit, "ns/op"))
 		snprintf(buf, size, "%.2f ms", v / 1e6);
+	else if (!strcmp(unit, "op/s") && v >= 1e7)
+		snprintf(buf, size, "%.1f M/s", v / 1e6);
 	else if (!strcmp(unit, "op/s"))
 		snprintf(buf, size, "%.1f k/s", v / 1e3);
 	else if (!strcmp(unit, "%"))
@@ -1324,6 +1417,871 @@ static void case_small(void)
 	memmgr_close(mm);
 }
 
+/* Cases 12 to 14: memmgr_malloc() against glibc malloc and jemalloc. */
+
+static struct memmgr *malloc_open(void)
+{
+	struct memmgr *mm;
+	int ret = memmgr_open(&mm, 0);
+
+	if (ret) {
+		errno = -ret;
+		die("memmgr_open");
+	}
+	return mm;
+}
+
+static void release_exec(struct memmgr *mm, uint64_t exec_id)
+{
+	int ret = memmgr_release_exec(mm, exec_id, NULL);
+
+	if (ret) {
+		errno = -ret;
+		die("memmgr_release_exec(%llu)", (unsigned long long)exec_id);
+	}
+}
+
+/*
+ * One allocator's calls, inlined into loops specialised for each (the
+ * allocator is a constant there): every allocator pays the same loop.
+ */
+static inline __attribute__((always_inline)) void *
+ak_alloc(enum alloc_kind k, struct memmgr *mm, uint64_t exec_id, size_t size)
+{
+	void *p;
+	int ret;
+
+	switch (k) {
+	case AK_GLIBC:
+		return malloc(size);
+	case AK_JE:
+		return je_malloc(size);
+	case AK_MM:
+		return memmgr_malloc(mm, exec_id, size);
+	default:
+		ret = memmgr_alloc_exec(mm, exec_id, size, 0, &p);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		return p;
+	}
+}
+
+static inline __attribute__((always_inline)) void
+ak_free(enum alloc_kind k, struct memmgr *mm, void *p)
+{
+	switch (k) {
+	case AK_GLIBC:
+		free(p);
+		break;
+	case AK_JE:
+		je_free(p);
+		break;
+	default:
+		if (memmgr_free(mm, p))
+			die("memmgr_free");
+	}
+}
+
+/* memmgr_alloc_exec() has no realloc: cases 13 and 14 leave it out. */
+static inline __attribute__((always_inline)) void *
+ak_realloc(enum alloc_kind k, struct memmgr *mm, uint64_t exec_id, void *p,
+	   size_t size)
+{
+	switch (k) {
+	case AK_GLIBC:
+		return realloc(p, size);
+	case AK_JE:
+		return je_realloc(p, size);
+	default:
+		return memmgr_realloc(mm, exec_id, p, size);
+	}
+}
+
+/* Keep the compiler from dropping an allocation or a write never read. */
+static inline __attribute__((always_inline)) void keep(void *p)
+{
+	asm volatile("" : : "r" (p) : "memory");
+}
+
+/*
+ * Case 12.  What each thread does in one batch: @n times p = alloc(size),
+ * [memset(p, i, size)], free of p or, with MS_WINDOW, of the object
+ * allocated @window ops earlier (FIFO), so the allocator cannot hand the
+ * same slot back each time.  Thread k uses exec id @exec_id[kind] + k.
+ */
+struct malloc_job {
+	enum alloc_kind kind;
+	size_t size;
+	unsigned int shape;
+	long n;
+	int window;
+	struct memmgr *mm;
+	uint64_t exec_id[NR_AK];
+};
+
+struct malloc_worker {
+	pthread_t thread;
+	int idx;
+	sem_t go, done;
+	uint64_t t0, t1;
+	void *win[MALLOC_WINDOW_MAX];
+};
+
+static struct malloc_job mjob;
+static struct malloc_worker mworkers[2];
+static bool mworkers_quit;
+
+static inline __attribute__((always_inline)) void
+malloc_ops(enum alloc_kind k, struct malloc_worker *w)
+{
+	uint64_t exec_id = mjob.exec_id[k] + w->idx;
+	int win = mjob.shape & MS_WINDOW ? mjob.window : 0;
+	bool write = mjob.shape & MS_WRITE;
+	struct memmgr *mm = mjob.mm;
+	size_t size = mjob.size;
+	int j = 0;
+	long i;
+
+	for (i = 0; i < mjob.n; i++) {
+		void *p = ak_alloc(k, mm, exec_id, size);
+
+		if (!p)
+			die("%s(%zu)", ak_names[k], size);
+		if (write)
+			memset(p, (int)i, size);
+		keep(p);
+		if (!win) {
+			ak_free(k, mm, p);
+			continue;
+		}
+		if (w->win[j])
+			ak_free(k, mm, w->win[j]);
+		w->win[j] = p;
+		if (++j == win)
+			j = 0;
+	}
+	for (j = 0; j < win; j++)
+		if (w->win[j]) {
+			ak_free(k, mm, w->win[j]);
+			w->win[j] = NULL;
+		}
+}
+
+/* A loop with no allocation: what the VM lets two threads gain at all. */
+static void malloc_spin(void)
+{
+	uint64_t x = mjob.n;
+	long i;
+
+	for (i = 0; i < mjob.n * 1000L; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		asm volatile("" : "+r" (x));
+	}
+	spin_sink = x;
+}
+
+static void *malloc_worker_fn(void *arg)
+{
+	struct malloc_worker *w = arg;
+
+	for (;;) {
+		while (sem_wait(&w->go))
+			;
+		if (mworkers_quit)
+			return NULL;
+		w->t0 = now_ns();
+		switch (mjob.kind) {
+		case AK_GLIBC:
+			malloc_ops(AK_GLIBC, w);
+			break;
+		case AK_JE:
+			malloc_ops(AK_JE, w);
+			break;
+		case AK_MM:
+			malloc_ops(AK_MM, w);
+			break;
+		case AK_OLD:
+			malloc_ops(AK_OLD, w);
+			break;
+		default:
+			malloc_spin();
+		}
+		w->t1 = now_ns();
+		sem_post(&w->done);
+	}
+}
+
+static void malloc_workers_start(void)
+{
+	int k;
+
+	mworkers_quit = false;
+	for (k = 0; k < 2; k++) {
+		struct malloc_worker *w = &mworkers[k];
+
+		memset(w, 0, sizeof(*w));
+		w->idx = k;
+		if (sem_init(&w->go, 0, 0) || sem_init(&w->done, 0, 0))
+			die("sem_init");
+		errno = pthread_create(&w->thread, NULL, malloc_worker_fn, w);
+		if (errno)
+			die("pthread_create");
+	}
+}
+
+static void malloc_workers_stop(void)
+{
+	int k;
+
+	mworkers_quit = true;
+	for (k = 0; k < 2; k++) {
+		sem_post(&mworkers[k].go);
+		pthread_join(mworkers[k].thread, NULL);
+		sem_destroy(&mworkers[k].go);
+		sem_destroy(&mworkers[k].done);
+	}
+}
+
+/*
+ * Run mjob on @threads workers at once (1: worker 0 alone, always the same
+ * thread, so its caches stay warm); nanoseconds from the first start to
+ * the last end.
+ */
+static uint64_t malloc_batch(int threads)
+{
+	uint64_t t0 = UINT64_MAX, t1 = 0;
+	int k;
+
+	for (k = 0; k < threads; k++)
+		sem_post(&mworkers[k].go);
+	for (k = 0; k < threads; k++) {
+		while (sem_wait(&mworkers[k].done))
+			;
+		if (mworkers[k].t0 < t0)
+			t0 = mworkers[k].t0;
+		if (mworkers[k].t1 > t1)
+			t1 = mworkers[k].t1;
+	}
+	return t1 - t0;
+}
+
+/*
+ * Ops per batch for allocator @k so one thread's batch takes about
+ * @sz.malloc_ns: doubled until a batch takes an eighth of that, then
+ * scaled.  At least two windows' worth.
+ */
+static long malloc_calibrate(enum alloc_kind k, long floor)
+{
+	uint64_t ns;
+	long n = 1;
+
+	mjob.kind = k;
+	for (;;) {
+		mjob.n = n;
+		ns = malloc_batch(1);
+		if (ns >= sz.malloc_ns / 8 || n >= 1L << 26)
+			break;
+		n *= 2;
+	}
+	n = (long)((double)n * sz.malloc_ns / (ns ? ns : 1));
+	return n > floor ? n : floor;
+}
+
+static const char *size_str(size_t size, char *buf, size_t len)
+{
+	if (size >= MIB)
+		snprintf(buf, len, "%zu MiB", size / MIB);
+	else if (size >= KIB)
+		snprintf(buf, len, "%zu KiB", size / KIB);
+	else
+		snprintf(buf, len, "%zu B", size);
+	return buf;
+}
+
+/*
+ * One size and loop shape: the four allocators, one thread and two,
+ * alternating in a rotating order; medians into fig.malloc.
+ */
+static void malloc_point(struct memmgr *mm, int s, unsigned int shape,
+			 uint64_t *next_exec)
+{
+	struct malloc_fig *f = &fig.malloc[s][shape];
+	double t[NR_AK][2][MAX_REPS];
+	long n[NR_AK];
+	int rep, j, k, th;
+
+	mjob = (struct malloc_job){
+		.size = malloc_sizes[s], .shape = shape, .mm = mm,
+	};
+	mjob.window = MALLOC_WINDOW_BYTES / mjob.size;
+	if (mjob.window > sz.malloc_window)
+		mjob.window = sz.malloc_window;
+	if (mjob.window < 2)
+		mjob.window = 2;
+	for (k = 0; k < NR_AK; k++) {
+		mjob.exec_id[k] = *next_exec;
+		*next_exec += 2;
+	}
+	if (sz.malloc_ns) {
+		/* jemalloc sets the pace for glibc and memmgr_malloc. */
+		long floor = shape & MS_WINDOW ? 2L * mjob.window : 2;
+
+		n[AK_JE] = malloc_calibrate(AK_JE, floor);
+		n[AK_GLIBC] = n[AK_MM] = n[AK_JE];
+		n[AK_OLD] = malloc_calibrate(AK_OLD, floor);
+		if (n[AK_OLD] > n[AK_JE])
+			n[AK_OLD] = n[AK_JE];
+	} else {
+		for (k = 0; k < NR_AK; k++)
+			n[k] = sz.malloc_ops;
+	}
+	/* An untimed round of each first, then the repetitions. */
+	for (rep = -1; rep < sz.malloc_reps; rep++)
+		for (j = 0; j < 2 * NR_AK; j++) {
+			int w = (rep + 1 + j) % (2 * NR_AK);
+			uint64_t ns;
+
+			k = w / 2;
+			th = w % 2;
+			mjob.kind = k;
+			mjob.n = n[k];
+			ns = malloc_batch(th + 1);
+			if (rep >= 0)
+				t[k][th][rep] = (double)ns / n[k];
+		}
+	for (k = 0; k < NR_AK; k++) {
+		f->ops[k] = n[k];
+		for (th = 0; th < 2; th++) {
+			memcpy(f->samples[k][th], t[k][th],
+			       sz.malloc_reps * sizeof(double));
+			f->ns[k][th] = median(t[k][th], sz.malloc_reps);
+		}
+	}
+	f->window = shape & MS_WINDOW ? mjob.window : 0;
+	for (th = 0; th < 2; th++) {
+		release_exec(mm, mjob.exec_id[AK_MM] + th);
+		release_exec(mm, mjob.exec_id[AK_OLD] + th);
+	}
+}
+
+/* 2T/1T throughput of allocator @k: twice the ops in the time per op. */
+static double malloc_scaling(const struct malloc_fig *f, int k)
+{
+	return 2 * f->ns[k][0] / f->ns[k][1];
+}
+
+/* The two-thread control: a CPU loop, 1 thread against 2. */
+static void malloc_control(void)
+{
+	double tput[2][MAX_REPS];
+	struct result *r;
+	int rep, j;
+
+	mjob = (struct malloc_job){ .kind = NR_AK, .n = 1 };
+	if (sz.malloc_ns) {
+		uint64_t ns = malloc_batch(1);
+
+		mjob.n = (long)(sz.malloc_ns / (ns ? ns : 1)) + 1;
+	}
+	malloc_batch(1);
+	for (rep = 0; rep < sz.malloc_reps; rep++)
+		for (j = 0; j < 2; j++) {
+			int th = (rep + j) % 2;
+
+			tput[th][rep] = (th + 1) * mjob.n /
+					(malloc_batch(th + 1) / 1e9);
+		}
+	r = add_result(12, "control: 2 threads, a CPU loop", "op/s",
+		       "1 thread");
+	set_samples(r, tput[1], tput[0], sz.malloc_reps);
+}
+
+/*
+ * The table gets, per size, the loop shape where memmgr_malloc() does
+ * worst against jemalloc (one thread, and two), and the one where its
+ * two-thread throughput gains least; the whole matrix goes to the
+ * "malloc" block and the JSON.
+ */
+static void malloc_rows(int s)
+{
+	char what[40], sbuf[24];
+	struct malloc_fig *f;
+	unsigned int sh, worst;
+	struct result *r;
+	int th;
+
+	size_str(malloc_sizes[s], sbuf, sizeof(sbuf));
+	for (th = 0; th < 2; th++) {
+		worst = 0;
+		for (sh = 1; sh < NR_SHAPES; sh++) {
+			const struct malloc_fig *a = &fig.malloc[s][sh];
+			const struct malloc_fig *b = &fig.malloc[s][worst];
+
+			if (a->ns[AK_MM][th] / a->ns[AK_JE][th] >
+			    b->ns[AK_MM][th] / b->ns[AK_JE][th])
+				worst = sh;
+		}
+		f = &fig.malloc[s][worst];
+		snprintf(what, sizeof(what), "malloc %s %dT, %s", sbuf, th + 1,
+			 shape_names[worst]);
+		r = add_result(12, what, "ns/op", "jemalloc");
+		set_samples(r, f->samples[AK_MM][th], f->samples[AK_JE][th],
+			    sz.malloc_reps);
+		set_target(r, T_LE, 1.3);
+	}
+	worst = 0;
+	for (sh = 1; sh < NR_SHAPES; sh++)
+		if (malloc_scaling(&fig.malloc[s][sh], AK_MM) <
+		    malloc_scaling(&fig.malloc[s][worst], AK_MM))
+			worst = sh;
+	f = &fig.malloc[s][worst];
+	snprintf(what, sizeof(what), "malloc %s 2T/1T, %s", sbuf,
+		 shape_names[worst]);
+	r = add_result(12, what, "op/s", "1 thread");
+	r->a = 2e9 / f->ns[AK_MM][1];
+	r->b = 1e9 / f->ns[AK_MM][0];
+	r->ratio = r->a / r->b;
+	if (fig.vcpus >= 2)
+		set_target(r, T_GE, 1.6);
+}
+
+static void case_malloc(void)
+{
+	struct memmgr *mm = malloc_open();
+	uint64_t next_exec = 12ULL << 32;
+	char sbuf[24];
+	unsigned int sh;
+	int s;
+
+	fig.vcpus = sysconf(_SC_NPROCESSORS_ONLN);
+	progress("case 12: malloc+free, 16 B to 8 MiB: glibc, jemalloc, memmgr_malloc, memmgr_alloc_exec; 1 and 2 threads");
+	if (fig.vcpus < 2)
+		progress("case 12: %ld vCPU: two-thread scaling is measured but not judged",
+			 fig.vcpus);
+	malloc_workers_start();
+	for (s = 0; s < NR_MALLOC; s++) {
+		for (sh = 0; sh < NR_SHAPES; sh++) {
+			progress("case 12: %s, %s",
+				 size_str(malloc_sizes[s], sbuf, sizeof(sbuf)),
+				 shape_names[sh]);
+			malloc_point(mm, s, sh, &next_exec);
+		}
+		malloc_rows(s);
+	}
+	malloc_control();
+	malloc_workers_stop();
+	memmgr_close(mm);
+	fig.malloc_done = true;
+}
+
+/*
+ * Case 13: one object grown from 16 B to 1 MiB by doubling, writing each
+ * new half (as a growing buffer is filled), then freed.  One op is the
+ * whole growth.
+ */
+struct grow_ctx {
+	struct memmgr *mm;
+	long n;
+};
+
+static inline __attribute__((always_inline)) void
+grow_chains(enum alloc_kind k, struct grow_ctx *c)
+{
+	size_t size;
+	char *p, *q;
+	long i;
+
+	for (i = 0; i < c->n; i++) {
+		p = ak_alloc(k, c->mm, 13, REALLOC_FROM);
+		if (!p)
+			die("%s(%d)", ak_names[k], REALLOC_FROM);
+		memset(p, 1, REALLOC_FROM);
+		for (size = 2 * REALLOC_FROM; size <= REALLOC_TO; size *= 2) {
+			q = ak_realloc(k, c->mm, 13, p, size);
+			if (!q)
+				die("%s realloc(%zu)", ak_names[k], size);
+			p = q;
+			memset(p + size / 2, (int)size, size / 2);
+		}
+		keep(p);
+		ak_free(k, c->mm, p);
+	}
+}
+
+static void grow_glibc(void *arg)
+{
+	grow_chains(AK_GLIBC, arg);
+}
+
+static void grow_je(void *arg)
+{
+	grow_chains(AK_JE, arg);
+}
+
+static void grow_mm(void *arg)
+{
+	grow_chains(AK_MM, arg);
+}
+
+static void case_realloc(void)
+{
+	bench_fn const fn[3] = { grow_mm, grow_je, grow_glibc };
+	struct grow_ctx c = { .mm = malloc_open(), .n = 1 };
+	void *const ctx[3] = { &c, &c, &c };
+	double t[3][MAX_REPS];
+	struct result *r;
+
+	progress("case 13: realloc from %d B to %d KiB by doubling: memmgr_realloc, jemalloc, glibc",
+		 REALLOC_FROM, REALLOC_TO / (int)KIB);
+	if (sz.malloc_ns) {
+		uint64_t t0, ns;
+
+		for (;; c.n *= 2) {
+			t0 = now_ns();
+			grow_je(&c);
+			ns = now_ns() - t0;
+			if (ns >= sz.malloc_ns / 8)
+				break;
+		}
+		c.n = (long)((double)c.n * sz.malloc_ns / ns) + 1;
+	}
+	fig.realloc_chains = c.n;
+	measure(3, fn, ctx, c.n, t);
+	r = add_result(13, "realloc 16 B to 1 MiB by doubling", "ns/op",
+		       "jemalloc");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 1.3);
+	r = add_result(13, "realloc 16 B to 1 MiB by doubling", "ns/op",
+		       "glibc realloc");
+	set_samples(r, t[0], t[2], sz.reps);
+	release_exec(c.mm, 13);
+	memmgr_close(c.mm);
+}
+
+/*
+ * Case 14: a trace of a real program's allocations (malloc_trace.h),
+ * replayed.  Each new object is filled with memset, the grown part of a
+ * realloc too, as the program would fill them: every allocator pays the
+ * same writes, and the first touch of memory fresh from the kernel falls
+ * where the allocator puts it.
+ */
+struct trace {
+	struct mtr_event *ev;
+	uint64_t nr_events;
+	uint32_t nr_ids;
+	uint64_t peak, peak_at;		/* bytes live as asked for; event */
+	uint64_t ops[3];
+	bool synthetic;
+};
+
+static struct trace trace;
+
+struct replay_ctx {
+	struct memmgr *mm;
+	uint64_t exec_id;
+	void **ptr;		/* by id */
+	uint32_t *size;		/* by id */
+	uint64_t stop_at;	/* fragmentation pass: pause after this event */
+	void (*at_stop)(struct replay_ctx *c);
+	int nr_samples;
+	uint64_t charged_peak, charged_end;
+};
+
+static inline __attribute__((always_inline)) void
+replay_range(enum alloc_kind k, struct replay_ctx *c, uint64_t from,
+	     uint64_t to)
+{
+	uint64_t i;
+
+	for (i = from; i < to; i++) {
+		const struct mtr_event *e = &trace.ev[i];
+		uint32_t id = mtr_id(e), size = e->size, old;
+		char *p;
+
+		switch (mtr_op(e)) {
+		case MTR_MALLOC:
+			p = ak_alloc(k, c->mm, c->exec_id, size);
+			if (!p)
+				die("replay: %s(%u)", ak_names[k], size);
+			memset(p, id, size);
+			c->ptr[id] = p;
+			c->size[id] = size;
+			break;
+		case MTR_FREE:
+			ak_free(k, c->mm, c->ptr[id]);
+			c->ptr[id] = NULL;
+			break;
+		default:
+			p = ak_realloc(k, c->mm, c->exec_id, c->ptr[id], size);
+			if (!p)
+				die("replay: %s realloc(%u)", ak_names[k],
+				    size);
+			old = c->size[id];
+			if (size > old)
+				memset(p + old, id, size - old);
+			c->ptr[id] = p;
+			c->size[id] = size;
+		}
+	}
+}
+
+/* The whole trace, then whatever it left live is freed. */
+static inline __attribute__((always_inline)) void
+replay(enum alloc_kind k, struct replay_ctx *c)
+{
+	uint32_t id;
+
+	if (c->at_stop) {
+		replay_range(k, c, 0, c->stop_at + 1);
+		c->at_stop(c);
+		replay_range(k, c, c->stop_at + 1, trace.nr_events);
+		c->at_stop(c);
+	} else {
+		replay_range(k, c, 0, trace.nr_events);
+	}
+	for (id = 0; id < trace.nr_ids; id++)
+		if (c->ptr[id]) {
+			ak_free(k, c->mm, c->ptr[id]);
+			c->ptr[id] = NULL;
+		}
+}
+
+static void replay_glibc(void *arg)
+{
+	replay(AK_GLIBC, arg);
+}
+
+static void replay_je(void *arg)
+{
+	replay(AK_JE, arg);
+}
+
+static void replay_mm(void *arg)
+{
+	replay(AK_MM, arg);
+}
+
+/* After the event of the peak, then after the last: the file's charge. */
+static void replay_sample(struct replay_ctx *c)
+{
+	struct memmgr_lib_stats st;
+	int ret = memmgr_get_stats(c->mm, &st);
+
+	if (ret) {
+		errno = -ret;
+		die("memmgr_get_stats");
+	}
+	if (!c->nr_samples++)
+		c->charged_peak = st.kernel.client_used[MEMMGR_POOL_EXEC];
+	else
+		c->charged_end = st.kernel.client_used[MEMMGR_POOL_EXEC];
+}
+
+/*
+ * Check the trace (every FREE and REALLOC of a live id, every MALLOC of a
+ * free one, ids within nr_ids) and find its peak of live bytes as asked
+ * for: the fragmentation figures are taken there.
+ */
+static void trace_scan(struct trace *tr)
+{
+	uint32_t *size = calloc(tr->nr_ids, sizeof(*size));
+	uint8_t *live = calloc(tr->nr_ids, 1);
+	uint64_t i, bytes = 0;
+
+	if (!size || !live)
+		die("calloc");
+	tr->peak = tr->peak_at = 0;
+	memset(tr->ops, 0, sizeof(tr->ops));
+	for (i = 0; i < tr->nr_events; i++) {
+		const struct mtr_event *e = &tr->ev[i];
+		uint32_t id = mtr_id(e);
+		enum mtr_op op = mtr_op(e);
+
+		if (id >= tr->nr_ids || op > MTR_REALLOC ||
+		    live[id] != (op != MTR_MALLOC) ||
+		    (op == MTR_REALLOC && !e->size)) {
+			errno = EINVAL;
+			die("trace: event %llu is not a valid call",
+			    (unsigned long long)i);
+		}
+		tr->ops[op]++;
+		bytes = bytes - size[id] + e->size;
+		size[id] = e->size;
+		live[id] = op != MTR_FREE;
+		if (bytes > tr->peak) {
+			tr->peak = bytes;
+			tr->peak_at = i;
+		}
+	}
+	free(live);
+	free(size);
+}
+
+static void trace_load(const char *path, struct trace *tr)
+{
+	struct mtr_header h;
+	FILE *f = fopen(path, "rb");
+	long len;
+
+	if (!f)
+		die("open %s", path);
+	if (fread(&h, sizeof(h), 1, f) != 1 ||
+	    memcmp(h.magic, MTR_MAGIC, sizeof(h.magic)) ||
+	    fseek(f, 0, SEEK_END))
+		die("%s: not a trace", path);
+	len = ftell(f);
+	if (len < 0 || (uint64_t)len != sizeof(h) + h.nr_events *
+					 sizeof(struct mtr_event) ||
+	    !h.nr_events)
+		die("%s: %ld bytes, not as its header says", path, len);
+	tr->ev = malloc(h.nr_events * sizeof(*tr->ev));
+	if (!tr->ev || fseek(f, sizeof(h), SEEK_SET) ||
+	    fread(tr->ev, sizeof(*tr->ev), h.nr_events, f) != h.nr_events)
+		die("read %s", path);
+	fclose(f);
+	tr->nr_events = h.nr_events;
+	tr->nr_ids = h.nr_ids;
+	tr->synthetic = false;
+}
+
+/*
+ * Without --trace (make check's quick run has none): a made-up trace of
+ * @n events whose sizes follow SQLite's in speedtest1 roughly (mostly 32
+ * to 511 bytes, one in twenty a page or more), up to @live objects live
+ * (half that on average), freed in random order, one call in 200 a
+ * realloc to twice the size.
+ */
+static void trace_synth(struct trace *tr, uint64_t n, uint32_t live)
+{
+	static const uint32_t bucket_bytes[] = {
+		8, 16, 32, 64, 256, 1024, 4096, 8192, 16384, 65536,
+	};
+	static const int bucket_weight[] = {
+		3, 3, 18, 4, 19, 2, 4, 1, 1, 1,
+	};
+	int nr_buckets = sizeof(bucket_weight) / sizeof(bucket_weight[0]);
+	uint32_t *live_ids, *free_ids, *size, nr = 0, nr_free = 0, next = 0;
+	int total = 0, b, w;
+	uint64_t i;
+
+	tr->ev = malloc(n * sizeof(*tr->ev));
+	live_ids = malloc(live * sizeof(*live_ids));
+	free_ids = malloc(live * sizeof(*free_ids));
+	size = calloc(live, sizeof(*size));
+	if (!tr->ev || !live_ids || !free_ids || !size)
+		die("malloc");
+	for (b = 0; b < nr_buckets; b++)
+		total += bucket_weight[b];
+	for (i = 0; i < n; i++) {
+		struct mtr_event *e = &tr->ev[i];
+		uint64_t r = rng_next();
+		uint32_t j, id;
+
+		/*
+		 * A free the likelier the more are live (about @live / 2
+		 * on average), and every call near the end.
+		 */
+		if (nr && ((r & 0xffff) < 0x10000ULL * nr / live ||
+			   n - i <= nr)) {
+			j = (r >> 8) % nr;
+			id = live_ids[j];
+			live_ids[j] = live_ids[--nr];
+			free_ids[nr_free++] = id;
+			e->op_id = (uint32_t)MTR_FREE << MTR_OP_SHIFT | id;
+			e->size = 0;
+			continue;
+		}
+		if (nr && (r >> 40) % 200 == 0 &&
+		    size[live_ids[(r >> 8) % nr]] < 64 * KIB) {
+			id = live_ids[(r >> 8) % nr];
+			size[id] *= 2;
+			e->op_id = (uint32_t)MTR_REALLOC << MTR_OP_SHIFT | id;
+			e->size = size[id];
+			continue;
+		}
+		w = (r >> 8) % total;
+		for (b = 0; w >= bucket_weight[b]; b++)
+			w -= bucket_weight[b];
+		id = nr_free ? free_ids[--nr_free] : next++;
+		live_ids[nr++] = id;
+		size[id] = bucket_bytes[b] + (r >> 32) % bucket_bytes[b];
+		e->op_id = (uint32_t)MTR_MALLOC << MTR_OP_SHIFT | id;
+		e->size = size[id];
+	}
+	free(size);
+	free(free_ids);
+	free(live_ids);
+	tr->nr_events = n;
+	tr->nr_ids = next;
+	tr->synthetic = true;
+}
+
+static void case_trace(const char *path)
+{
+	bench_fn const fn[3] = { replay_mm, replay_glibc, replay_je };
+	struct replay_ctx c = { .mm = malloc_open(), .exec_id = 14 };
+	void *const ctx[3] = { &c, &c, &c };
+	double t[3][MAX_REPS];
+	struct result *r;
+	char what[40];
+
+	if (path)
+		trace_load(path, &trace);
+	else
+		trace_synth(&trace, sz.synth_events, 2000);
+	trace_scan(&trace);
+	progress("case 14: replay of %s: %llu events, %u ids, peak %llu bytes live at event %llu",
+		 path ? path : "a synthetic trace (no --trace)",
+		 (unsigned long long)trace.nr_events, trace.nr_ids,
+		 (unsigned long long)trace.peak,
+		 (unsigned long long)trace.peak_at);
+	c.ptr = calloc(trace.nr_ids, sizeof(*c.ptr));
+	c.size = calloc(trace.nr_ids, sizeof(*c.size));
+	if (!c.ptr || !c.size)
+		die("calloc");
+	/* Per replay, in milliseconds. */
+	measure(3, fn, ctx, 1e6, t);
+	snprintf(what, sizeof(what), "replay %s",
+		 trace.synthetic ? "a synthetic trace" : "SQLite speedtest1");
+	r = add_result(14, what, "ms", "glibc malloc");
+	set_samples(r, t[0], t[1], sz.reps);
+	set_target(r, T_LE, 1.15);
+	r = add_result(14, what, "ms", "jemalloc");
+	set_samples(r, t[0], t[2], sz.reps);
+	release_exec(c.mm, c.exec_id);
+	memmgr_close(c.mm);
+
+	/*
+	 * Fragmentation, untimed (each sample is a system call): a fresh
+	 * handle and exec id, sampled after the event of the peak and after
+	 * the last event.
+	 */
+	c.mm = malloc_open();
+	c.exec_id = 15;
+	c.stop_at = trace.peak_at;
+	c.at_stop = replay_sample;
+	replay_mm(&c);
+	fig.charged_peak = c.charged_peak;
+	fig.charged_end = c.charged_end;
+	r = add_result(14, "exec charge at the trace's peak", "B",
+		       "requested");
+	r->a = fig.charged_peak;
+	r->b = trace.peak;
+	r->ratio = r->a / r->b;
+	set_target(r, T_LE, 1.25);
+	r = add_result(14, "exec charge at the trace's end", "B",
+		       "peak requested");
+	r->a = fig.charged_end;
+	r->b = trace.peak;
+	r->ratio = r->a / r->b;
+	release_exec(c.mm, c.exec_id);
+	memmgr_close(c.mm);
+	free(c.size);
+	free(c.ptr);
+}
+
 /*
  * Case 8: issue 11's third finding.  In mode=unified execution may evict
  * storage above S, and a request finds out whether some buffer fits in
@@ -1908,6 +2866,39 @@ static void json_samples(FILE *f, const double *v, int n)
 	fputc(']', f);
 }
 
+/* Case 12's matrix: per size, loop shape and thread count. */
+static void json_malloc(FILE *f)
+{
+	bool first = true;
+	unsigned int sh;
+	int s, k, th;
+
+	fputs("  \"malloc\": [", f);
+	for (s = 0; fig.malloc_done && s < NR_MALLOC; s++)
+		for (sh = 0; sh < NR_SHAPES; sh++)
+			for (th = 0; th < 2; th++) {
+				const struct malloc_fig *m = &fig.malloc[s][sh];
+
+				fprintf(f, "%s\n    {\"bytes\": %zu, \"shape\": \"%s\", \"window\": %d, \"threads\": %d",
+					first ? "" : ",", malloc_sizes[s],
+					shape_names[sh], m->window, th + 1);
+				first = false;
+				for (k = 0; k < NR_AK; k++) {
+					fprintf(f, ",\n     \"%s\": {\"ops\": %ld, \"ns\": ",
+						ak_names[k], m->ops[k]);
+					json_num(f, m->ns[k][th]);
+					fputs(", \"samples\": ", f);
+					json_samples(f, m->samples[k][th],
+						     sz.malloc_reps);
+					fputs(", \"scaling\": ", f);
+					json_num(f, malloc_scaling(m, k));
+					fputc('}', f);
+				}
+				fputc('}', f);
+			}
+	fputs("\n  ],\n", f);
+}
+
 static void write_json(FILE *f, const char *date, const char *kernel,
 		       const char *cpu, const char *clock)
 {
@@ -1996,8 +2987,53 @@ static void write_json(FILE *f, const char *date, const char *kernel,
 		fig.scan_buffers, SCAN_BUF, PAGE, sz.scan_ops);
 	fprintf(f, "  \"pin_unpin\": {\"buffer_bytes\": %lu, \"pairs_per_sample\": %d},\n",
 		PAGE, sz.pin_pairs);
-	fprintf(f, "  \"batch\": {\"buffers\": %d, \"buffer_bytes\": %lu, \"batches_per_sample\": %d}\n}\n",
+	fprintf(f, "  \"batch\": {\"buffers\": %d, \"buffer_bytes\": %lu, \"batches_per_sample\": %d},\n",
 		BATCH_BUFS, PAGE, sz.batch_rounds);
+	json_malloc(f);
+	fprintf(f, "  \"realloc\": {\"from_bytes\": %d, \"to_bytes\": %d, \"chains_per_sample\": %ld},\n",
+		REALLOC_FROM, REALLOC_TO, fig.realloc_chains);
+	fprintf(f, "  \"trace\": {\"synthetic\": %s, \"events\": %llu, \"mallocs\": %llu, \"frees\": %llu, \"reallocs\": %llu, \"ids\": %u, \"peak_requested_bytes\": %llu, \"peak_event\": %llu, \"charged_at_peak_bytes\": %llu, \"charged_at_end_bytes\": %llu}\n}\n",
+		trace.synthetic ? "true" : "false",
+		(unsigned long long)trace.nr_events,
+		(unsigned long long)trace.ops[MTR_MALLOC],
+		(unsigned long long)trace.ops[MTR_FREE],
+		(unsigned long long)trace.ops[MTR_REALLOC], trace.nr_ids,
+		(unsigned long long)trace.peak,
+		(unsigned long long)trace.peak_at,
+		(unsigned long long)fig.charged_peak,
+		(unsigned long long)fig.charged_end);
+}
+
+/*
+ * Case 12's matrix, for people and gnuplot alike: ns per op and thread
+ * (medians) of each allocator, memmgr_malloc / jemalloc, and each one's
+ * throughput with two threads over one.
+ */
+static void print_malloc(FILE *out)
+{
+	unsigned int sh;
+	int s, k, th;
+
+	fprintf(out, "# case 12: ns per alloc+free and thread (medians); x2: 2-thread throughput / 1-thread\n");
+	fprintf(out, "# %-8s %-12s %3s %9s %9s %9s %9s %6s %5s %5s %5s %5s\n",
+		"bytes", "shape", "thr", "glibc", "jemalloc", "memmgr",
+		"exec_old", "mm/je", "x2gl", "x2je", "x2mm", "x2old");
+	for (s = 0; fig.malloc_done && s < NR_MALLOC; s++)
+		for (sh = 0; sh < NR_SHAPES; sh++)
+			for (th = 0; th < 2; th++) {
+				const struct malloc_fig *m = &fig.malloc[s][sh];
+
+				fprintf(out, "%-10zu %-12s %3d", malloc_sizes[s],
+					shape_names[sh], th + 1);
+				for (k = 0; k < NR_AK; k++)
+					fprintf(out, " %9.1f", m->ns[k][th]);
+				fprintf(out, " %6.2f", m->ns[AK_MM][th] /
+						       m->ns[AK_JE][th]);
+				for (k = 0; k < NR_AK; k++)
+					fprintf(out, " %5.2f",
+						malloc_scaling(m, k));
+				fputc('\n', out);
+			}
 }
 
 static void emit(const char *json_path)
@@ -2038,6 +3074,9 @@ static void emit(const char *json_path)
 		       fig.small_ns[s][0], fig.small_ns[s][1],
 		       fig.small_ns[s][2]);
 	puts("@@memmgr-bench-small-end");
+	puts("@@memmgr-bench-malloc-begin");
+	print_malloc(stdout);
+	puts("@@memmgr-bench-malloc-end");
 
 	printf("\nmemmgr_bench%s: %s, kernel %s, %ld vCPUs, accel %s, clock %s, %d repetitions, medians\n",
 	       quick ? " --quick (no figure means anything)" : "", date,
@@ -2053,7 +3092,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: memmgr_bench [--quick] [--json PATH] [--module KO [--params P]]\n"
-		"                    [--accel NAME] [--reps N] [--cases 1,2,...]\n");
+		"                    [--accel NAME] [--reps N] [--cases 1,2,...]\n"
+		"                    [--trace FILE]\n");
 	exit(2);
 }
 
@@ -2066,7 +3106,7 @@ static unsigned int parse_cases(const char *list)
 
 	do {
 		n = strtol(list, &end, 10);
-		if (end == list || n < 1 || n > 11 || (*end && *end != ','))
+		if (end == list || n < 1 || n > 14 || (*end && *end != ','))
 			usage();
 		cases |= 1U << n;
 		list = end + (*end == ',');
@@ -2084,11 +3124,12 @@ int main(int argc, char **argv)
 		{ "accel", required_argument, NULL, 'a' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "cases", required_argument, NULL, 'c' },
+		{ "trace", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	const char *json_path = "/tmp/bench.json", *module = NULL;
-	const char *params = "total=1G";
+	const char *params = "total=1G", *trace_path = NULL;
 	struct memmgr_stats st;
 	unsigned int cases = ~0U;
 	int opt, reps = 0, fd;
@@ -2113,6 +3154,9 @@ int main(int argc, char **argv)
 		case 'c':
 			cases = parse_cases(optarg);
 			break;
+		case 't':
+			trace_path = optarg;
+			break;
 		case 'r':
 			reps = atoi(optarg);
 			if (reps < 1 || reps > MAX_REPS)
@@ -2126,7 +3170,7 @@ int main(int argc, char **argv)
 		usage();
 	sz = quick ? quick_sizing : full_sizing;
 	if (reps)
-		sz.reps = reps;
+		sz.reps = sz.malloc_reps = reps;
 
 	if (module)
 		case_insmod(module, params);
@@ -2162,6 +3206,12 @@ int main(int argc, char **argv)
 		case_pin();
 	if (cases & 1U << 11)
 		case_batch();
+	if (cases & 1U << 12)
+		case_malloc();
+	if (cases & 1U << 13)
+		case_realloc();
+	if (cases & 1U << 14)
+		case_trace(trace_path);
 	if (cases & 1U << 7)
 		metadata_rows();
 	close(fd);

@@ -6,7 +6,14 @@
 #   build/bench/output.txt    everything the guest printed
 #   build/bench/table.txt     the table of medians and ratios
 #   build/bench/results.json  every figure and sample
-#   build/bench/sizes.png     the size sweeps (case 2 and case 6), gnuplot
+#   build/bench/malloc.txt    case 12's matrix (every size, loop shape,
+#                             allocator, 1 and 2 threads)
+#   build/bench/sizes.png     the size sweeps (cases 2, 6 and 12), gnuplot
+#
+# First, on the host, the allocation trace that case 14 replays
+# (selftests/bench/Makefile: SQLite's speedtest1 through malloc_trace;
+# the first time, fetch-sqlite.sh downloads Debian's sqlite3 source
+# package into build/).  It reaches the guest as an --add file.
 #
 # The module is loaded by memmgr_bench itself (vm.sh --no-load): case 7
 # times insmod and rmmod before the other cases.  Extra arguments go to
@@ -18,12 +25,15 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$top/build/bench
 accel=${MEMMGR_VM_ACCEL:-tcg}
 mkdir -p "$out"
+make -s -C "$top/selftests/bench" TOP="$top"
+trace=$out/sqlite-speedtest1.trace
 
 # The guest prints its JSON and plot data between marker lines: keep them
 # in output.txt, out of the terminal.
-"$top/selftests/vm.sh" --no-load --mem 2048 --timeout 1200 -- \
+"$top/selftests/vm.sh" --no-load --mem 2048 --timeout 1800 --add "$trace" -- \
 	memmgr_bench --module /lib/modules/memmgr.ko --params total=1G \
-	--accel "$accel" --json /tmp/bench.json "$@" |
+	--accel "$accel" --json /tmp/bench.json \
+	--trace "/usr/bin/$(basename "$trace")" "$@" |
 	tee "$out/output.txt" |
 	sed '/^@@memmgr-bench-[a-z]*-begin$/,/^@@memmgr-bench-[a-z]*-end$/d'
 # The table once more, as the last thing on the screen.
@@ -35,14 +45,18 @@ block table >"$out/table.txt"
 block json >"$out/results.json"
 block sizes >"$out/sizes.dat"
 block small >"$out/small.dat"
-for f in table.txt results.json sizes.dat small.dat; do
+block malloc >"$out/malloc.txt"
+for f in table.txt results.json sizes.dat small.dat malloc.txt; do
 	[ -s "$out/$f" ] || { echo "bench: no $f in the guest's output" >&2; exit 1; }
 done
 echo
+grep -q '^[0-9]' "$out/malloc.txt" && cat "$out/malloc.txt" && echo
 cat "$out/table.txt"
 title=$(sed -n 's/^memmgr_bench.*: \([0-9-]*\)T.*, kernel \([^,]*\),.*/\1, \2/p' \
 	"$out/output.txt")
-gnuplot -e "datadir='$out'; accel='$accel'; title='$title'" \
+malloc=0
+grep -q '^[0-9]' "$out/malloc.txt" && malloc=1
+gnuplot -e "datadir='$out'; accel='$accel'; title='$title'; malloc=$malloc" \
 	"$top/selftests/bench/plot.gp" >"$out/sizes.png"
 echo
 echo "bench: $out/results.json, $out/sizes.png"

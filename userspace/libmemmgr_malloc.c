@@ -1,0 +1,1064 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libmemmgr's execution allocator: memmgr_malloc() and its kin, a private
+ * copy of jemalloc on chunks of execution memory.
+ *
+ * The engine is Debian's jemalloc 5.3, linked into libmemmgr from its
+ * static library with every public name renamed memmgr_je_* and made
+ * local, and every internal one local too (userspace/Makefile): the
+ * process's malloc() stays whatever it was, and another jemalloc in the
+ * process (the program's own, or LD_PRELOADed) is a separate allocator.
+ * DESIGN.md says why jemalloc and not libmemmgr's own slabs.
+ *
+ * Exec ids are arenas.  The first object of an exec id creates a jemalloc
+ * arena whose extent hooks (struct mmx_arena) take chunks from the kernel:
+ * each chunk is one execution buffer tagged with the exec id, entered in
+ * the handle's tables like any other buffer (buffer_alloc()).  jemalloc
+ * asks for chunks in growing sizes (its "retain" growth, from 2 MiB, here
+ * capped at MMX_GROW_LIMIT), carves extents from them and never gives
+ * part of one back: memory returns to the kernel when the exec id is
+ * released, in one MEMMGR_IOC_RELEASE, or with the handle.  The arena's
+ * metadata is jemalloc's own (mmap()ed, not charged): only objects are
+ * in execution memory, so the kernel's charge of an exec id is its chunks.
+ *
+ * Thread caches: jemalloc's own thread cache serves every arena its
+ * thread uses, so an object freed by one exec id could be handed out to
+ * another.  So a thread has, per exec id, an explicit jemalloc tcache
+ * (struct mmx_tcache) and in front of it a cache of its own (struct
+ * mmx_cache: freed objects up to 32 KiB, by size class), found through
+ * MMX_SLOTS thread-local slots, the last used first: an allocation is a
+ * slot check, a class look-up and a pop, with no lock and no call into
+ * jemalloc, which sees the cached objects as allocated.  A free finds its
+ * object's exec id and size class by address: every page of every chunk
+ * is in a radix tree (struct mmx_leaf, read without a lock) that names
+ * the chunk's struct mm_map and the class of the objects in the page,
+ * noted when the object was taken from jemalloc (mmx_note(): a page
+ * never holds objects of two of jemalloc's extents, so of two classes).
+ *
+ * Releasing an exec id (mmx_release()) destroys its tcaches and its arena
+ * (jemalloc then forgets every object; the hooks leave the kernel alone,
+ * @dying), then the caller's MEMMGR_IOC_RELEASE frees the chunks and
+ * map_remove_locked() takes them out of the radix tree.  A thread's cache
+ * names the arena its objects came from (a unique id) and the handle's
+ * stamp when last checked: a release changes the stamp, so every cache of
+ * the handle is checked again (under mmx.lock) before its next use, and
+ * forgets its objects if their arena is gone.  A thread that exits gives
+ * its cached objects back (mmx_thread_exit()), to arenas still there.
+ *
+ * Locking order: mmx_global, then mmx.lock, then jemalloc's own locks (its
+ * ctl mutex, its arenas'), then the handle's mutex (the hooks take it to
+ * enter chunks in the tables).  So jemalloc is never called with the
+ * handle's mutex held.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jemalloc/jemalloc.h>
+
+#include "libmemmgr_int.h"
+
+/* The private copy's names (see userspace/Makefile). */
+void *memmgr_je_mallocx(size_t size, int flags);
+void *memmgr_je_rallocx(void *ptr, size_t size, int flags);
+void memmgr_je_dallocx(void *ptr, int flags);
+size_t memmgr_je_sallocx(const void *ptr, int flags);
+size_t memmgr_je_nallocx(size_t size, int flags);
+int memmgr_je_mallctl(const char *name, void *oldp, size_t *oldlenp,
+		      void *newp, size_t newlen);
+
+/*
+ * The private copy's options: its decay would only move extents between
+ * its lists (the hooks cannot give part of a chunk back), and its own
+ * automatic arenas hold nothing but its metadata.
+ */
+const char *memmgr_je_malloc_conf =
+	"narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1";
+
+/* jemalloc's arena_config_t (experimental.arenas_create_ext), 5.3. */
+struct mmx_arena_config {
+	extent_hooks_t *extent_hooks;
+	bool metadata_use_hooks;
+};
+
+#define MMX_UNUSED	__attribute__((unused))
+
+/* Chunks grow from jemalloc's first (2 MiB) up to this many bytes. */
+#define MMX_GROW_LIMIT	(8UL << 20)
+
+/*
+ * The thread caches: objects up to MMX_CACHE_MAX bytes are kept per size
+ * class, at most MMX_CACHE_BYTES bytes (but two objects at least, and
+ * MMX_CACHE_OBJS at most) per class, and taken from jemalloc half that
+ * many at a time.
+ */
+#define MMX_CACHE_MAX	32768
+#define MMX_CACHE_BYTES	16384
+#define MMX_CACHE_OBJS	32
+#define MMX_NR_CLASSES	48		/* room: jemalloc has 41 to 32 KiB */
+
+/* The exec ids a thread uses without a lock, per thread. */
+#define MMX_SLOTS	4
+
+/* The radix tree: page numbers of 36 bits, in three levels of 12. */
+#define MMX_BITS	12
+#define MMX_FANOUT	(1U << MMX_BITS)
+#define MMX_MASK	(MMX_FANOUT - 1)
+
+/* A thread's jemalloc tcache for one arena. */
+#define MMX_NO_TCACHE	UINT_MAX		/* none could be had */
+struct mmx_tcache {
+	struct mmx_tcache *next;	/* in the arena's list */
+	const void *owner;		/* the thread: its mmx_caches */
+	unsigned int ind;		/* jemalloc's tcache index */
+};
+
+/* The jemalloc arena of one exec id: its extent hooks and the tcaches. */
+struct mmx_arena {
+	extent_hooks_t hooks;		/* first: the hooks get &hooks */
+	struct memmgr *mm;
+	uint64_t exec_id;
+	uint64_t uid;			/* unique in the process */
+	unsigned int ind;		/* jemalloc's arena index */
+	bool dying;			/* being destroyed: hooks do nothing */
+	struct mm_hnode node;		/* in mmx.arenas; key: exec id */
+	struct mmx_tcache *tcaches;
+};
+
+/*
+ * The last level of the radix tree: per page, its chunk, and the cached
+ * size class + 1 of the objects in it (0: an object not cached, or none).
+ */
+struct mmx_leaf {
+	struct mm_map *map[MMX_FANOUT];
+	uint8_t cls[MMX_FANOUT];
+};
+
+/* A handle's allocator. */
+struct mmx {
+	pthread_mutex_t lock;		/* @arenas and the arenas' tcaches;
+					 * after mmx_global, before jemalloc's
+					 */
+	struct mm_htab arenas;		/* (lock) */
+	uint64_t stamp;			/* written under @lock, read
+					 * atomically: see mmx_cache_find()
+					 */
+	uint64_t uid;			/* unique in the process */
+	struct memmgr *mm;
+	struct mmx *next;		/* in mmx_handles (mmx_global) */
+	struct mmx_leaf **root[MMX_FANOUT];	/* radix tree: written under
+						 * the handle's mutex, read
+						 * atomically
+						 */
+};
+
+/*
+ * A thread's cache for one exec id of one handle: the arena and tcache to
+ * call jemalloc with, and objects of small classes, all of arena @uid.
+ * Only its thread touches it, but mmx_cache_drain() of an exiting thread.
+ */
+struct mmx_cache {
+	struct memmgr *mm;
+	uint64_t mx_uid;		/* the handle's mmx.uid */
+	uint64_t exec_id;
+	uint64_t stamp;			/* mmx.stamp when last checked */
+	uint64_t uid;			/* the arena's mmx_arena.uid */
+	int flags;			/* jemalloc's: the arena, the tcache */
+	int tcache_flags;		/* jemalloc's: the tcache */
+	uint8_t nr[MMX_NR_CLASSES];
+	void *objs[MMX_NR_CLASSES][MMX_CACHE_OBJS];
+};
+
+static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
+	__attribute__((tls_model("initial-exec")));
+
+/*
+ * The open handles, for a thread that leaves with objects cached: they go
+ * back to their arena only if it still exists.
+ */
+static pthread_mutex_t mmx_global = PTHREAD_MUTEX_INITIALIZER;
+static struct mmx *mmx_handles;		/* (mmx_global) */
+static pthread_key_t mmx_exit_key;	/* its destructor drains */
+
+/* Size classes up to MMX_CACHE_MAX, from jemalloc at the first open. */
+static pthread_once_t mmx_once = PTHREAD_ONCE_INIT;
+static unsigned int mmx_nr_classes;
+static size_t mmx_cache_max;		/* the largest class cached */
+static uint32_t mmx_class_size[MMX_NR_CLASSES];
+static uint8_t mmx_class_objs[MMX_NR_CLASSES];	/* the cache's room */
+static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];	/* by (size+7)/8 */
+
+/* Arenas and handles have ids never used again, so a cache never
+ * mistakes a new arena for the one its objects came from.
+ */
+static uint64_t mmx_uids;
+
+static uint64_t mmx_new_uid(void)
+{
+	return __atomic_add_fetch(&mmx_uids, 1, __ATOMIC_RELAXED);
+}
+
+static unsigned int mmx_page_shift(const struct memmgr *mm)
+{
+	return mm->page_shift;
+}
+
+/* The radix tree. */
+
+/* The leaf of page @pn, or NULL; no lock. */
+static struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
+{
+	struct mmx_leaf **mid;
+
+	if (pn >> (3 * MMX_BITS))
+		return NULL;
+	mid = __atomic_load_n(&mx->root[pn >> (2 * MMX_BITS)],
+			      __ATOMIC_ACQUIRE);
+	if (!mid)
+		return NULL;
+	return __atomic_load_n(&mid[(pn >> MMX_BITS) & MMX_MASK],
+			       __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The chunk @ptr lies in, or NULL; *@clsp: the cached class + 1 of its
+ * page, or 0.  No lock.
+ */
+static struct mm_map *mmx_lookup(const struct memmgr *mm, const void *ptr,
+				 unsigned int *clsp)
+{
+	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
+	struct mmx_leaf *leaf;
+	struct mm_map *map;
+
+	if (!mm->mx)
+		return NULL;
+	leaf = mmx_leaf(mm->mx, pn);
+	if (!leaf)
+		return NULL;
+	map = __atomic_load_n(&leaf->map[pn & MMX_MASK], __ATOMIC_ACQUIRE);
+	if (map && clsp)
+		*clsp = __atomic_load_n(&leaf->cls[pn & MMX_MASK],
+					__ATOMIC_RELAXED);
+	return map;
+}
+
+/*
+ * Note the cached class + 1 (or 0) of the object at @ptr, live from now
+ * on.  Pages are never shared by two of jemalloc's extents, so every live
+ * object of a page has the class of the last one noted: the note is the
+ * object's own until it is freed.  No lock: the page is in a chunk.
+ */
+static void mmx_note(const struct memmgr *mm, const void *ptr,
+		     unsigned int cls)
+{
+	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
+	struct mmx_leaf *leaf = mmx_leaf(mm->mx, pn);
+
+	if (leaf->cls[pn & MMX_MASK] != cls)
+		__atomic_store_n(&leaf->cls[pn & MMX_MASK], cls,
+				 __ATOMIC_RELAXED);
+}
+
+/* The node at *@slot, made if missing; the handle's mutex held. */
+static void *mmx_node_locked(void **slot, size_t size)
+{
+	void *node = *slot;
+
+	if (node)
+		return node;
+	node = calloc(1, size);
+	if (node)
+		__atomic_store_n(slot, node, __ATOMIC_RELEASE);
+	return node;
+}
+
+/* Point every page of @map at @val; the handle's mutex held. */
+static int mmx_set_locked(struct memmgr *mm, struct mm_map *map,
+			  struct mm_map *val)
+{
+	unsigned int shift = mmx_page_shift(mm);
+	uint64_t pn = (uintptr_t)map->addr >> shift;
+	uint64_t end = pn + (map->size >> shift);
+	struct mmx_leaf **mid, *leaf;
+
+	if ((end - 1) >> (3 * MMX_BITS))
+		return -ENOMEM;
+	for (; pn < end; pn++) {
+		mid = mmx_node_locked((void **)&mm->mx->root[pn >>
+							     (2 * MMX_BITS)],
+				      MMX_FANOUT * sizeof(*mid));
+		if (!mid)
+			return -ENOMEM;
+		leaf = mmx_node_locked((void **)&mid[(pn >> MMX_BITS) &
+						     MMX_MASK],
+				       sizeof(*leaf));
+		if (!leaf)
+			return -ENOMEM;
+		__atomic_store_n(&leaf->map[pn & MMX_MASK], val,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&leaf->cls[pn & MMX_MASK], 0,
+				 __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/**
+ * mmx_forget_locked() - take a chunk out of the radix tree
+ * @mm:		the handle, its mutex held
+ * @map:	a chunk of the allocator (map->mx_chunk), being removed from
+ *		the tables
+ */
+void mmx_forget_locked(struct memmgr *mm, struct mm_map *map)
+{
+	/* Closing: mmx_fini() freed the tree already. */
+	if (!mm->mx)
+		return;
+	/* Setting pages already set needs no node: it cannot fail. */
+	mmx_set_locked(mm, map, NULL);
+	map->mx_chunk = false;
+}
+
+/* The extent hooks: jemalloc's side of the kernel. */
+
+static struct mmx_arena *mmx_arena_of(extent_hooks_t *hooks)
+{
+	return container_of(hooks, struct mmx_arena, hooks);
+}
+
+/*
+ * A chunk of @size bytes for the arena: a new execution buffer of its
+ * exec id, zeroed by the kernel.  jemalloc asks only for page-aligned
+ * chunks at no particular address; anything else is declined.
+ */
+static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
+			     size_t size, size_t alignment, bool *zero,
+			     bool *commit, unsigned int arena_ind MMX_UNUSED)
+{
+	struct mmx_arena *a = mmx_arena_of(hooks);
+	struct memmgr *mm = a->mm;
+	struct mm_map *map;
+	void *addr;
+	int ret;
+
+	if (new_addr || a->dying ||
+	    alignment > ((size_t)1 << mmx_page_shift(mm)))
+		return NULL;
+	ret = buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id, size,
+			   get_timeout(mm), 0, &addr);
+	if (ret)
+		return NULL;
+	mm_lock(mm);
+	map = map_find_locked(mm, addr);
+	/* Gone already: the exec id was released meanwhile. */
+	if (!map) {
+		mm_unlock(mm);
+		return NULL;
+	}
+	map->mx_chunk = true;
+	if (mmx_set_locked(mm, map, map))
+		goto err_destroy;
+	mm_unlock(mm);
+	*zero = true;
+	*commit = true;
+	return addr;
+
+err_destroy:
+	mmx_forget_locked(mm, map);
+	map_destroy_locked(mm, map);
+	mm_unlock(mm);
+	return NULL;
+}
+
+/*
+ * Give back a whole chunk, if jemalloc returns one; a part of a chunk it
+ * keeps (true: "not deallocated").
+ */
+static bool mmx_chunk_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
+			     bool committed MMX_UNUSED,
+			     unsigned int arena_ind MMX_UNUSED)
+{
+	struct mmx_arena *a = mmx_arena_of(hooks);
+	struct memmgr *mm = a->mm;
+	struct mm_map *map;
+	bool kept = true;
+
+	if (a->dying)
+		return true;
+	mm_lock(mm);
+	map = map_find_locked(mm, addr);
+	if (map && map->mx_chunk && map->size == size) {
+		mmx_forget_locked(mm, map);
+		kept = map_destroy_locked(mm, map) != 0;
+	}
+	mm_unlock(mm);
+	return kept;
+}
+
+static void mmx_chunk_destroy(extent_hooks_t *hooks, void *addr,
+			      size_t size, bool committed,
+			      unsigned int arena_ind)
+{
+	mmx_chunk_dalloc(hooks, addr, size, committed, arena_ind);
+}
+
+/* Chunks are always committed: nothing to do. */
+static bool mmx_chunk_commit(extent_hooks_t *hooks MMX_UNUSED,
+			     void *addr MMX_UNUSED, size_t size MMX_UNUSED,
+			     size_t offset MMX_UNUSED, size_t length MMX_UNUSED,
+			     unsigned int arena_ind MMX_UNUSED)
+{
+	return false;
+}
+
+/* An extent may be split anywhere: chunks are tracked by page. */
+static bool mmx_chunk_split(extent_hooks_t *hooks MMX_UNUSED,
+			    void *addr MMX_UNUSED, size_t size MMX_UNUSED,
+			    size_t size_a MMX_UNUSED, size_t size_b MMX_UNUSED,
+			    bool committed MMX_UNUSED,
+			    unsigned int arena_ind MMX_UNUSED)
+{
+	return false;
+}
+
+/* Two extents merge only within one chunk: chunks are freed whole. */
+static bool mmx_chunk_merge(extent_hooks_t *hooks, void *addr_a,
+			    size_t size_a MMX_UNUSED, void *addr_b,
+			    size_t size_b MMX_UNUSED, bool committed MMX_UNUSED,
+			    unsigned int arena_ind MMX_UNUSED)
+{
+	struct mmx_arena *a = mmx_arena_of(hooks);
+	struct mm_map *map = mmx_lookup(a->mm, addr_a, NULL);
+
+	return !map || map != mmx_lookup(a->mm, addr_b, NULL);
+}
+
+static const extent_hooks_t mmx_hooks = {
+	.alloc = mmx_chunk_alloc,
+	.dalloc = mmx_chunk_dalloc,
+	.destroy = mmx_chunk_destroy,
+	.commit = mmx_chunk_commit,
+	.split = mmx_chunk_split,
+	.merge = mmx_chunk_merge,
+};
+
+/* Arenas and tcaches, under mmx.lock. */
+
+static struct mmx_arena *mmx_arena_find(struct mmx *mx, uint64_t exec_id)
+{
+	struct mm_hnode *n = htab_find(&mx->arenas, exec_id);
+
+	return n ? container_of(n, struct mmx_arena, node) : NULL;
+}
+
+static int mmx_arena_ctl(unsigned int ind, const char *what, void *newp,
+			 size_t newlen)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "arena.%u.%s", ind, what);
+	return memmgr_je_mallctl(name, NULL, NULL, newp, newlen);
+}
+
+static struct mmx_arena *mmx_arena_new(struct memmgr *mm, uint64_t exec_id)
+{
+	struct mmx_arena_config config = { .metadata_use_hooks = false };
+	size_t limit = MMX_GROW_LIMIT, len = sizeof(unsigned int);
+	struct mmx_arena *a;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->hooks = mmx_hooks;
+	a->mm = mm;
+	a->exec_id = exec_id;
+	a->uid = mmx_new_uid();
+	config.extent_hooks = &a->hooks;
+	if (memmgr_je_mallctl("experimental.arenas_create_ext", &a->ind, &len,
+			      &config, sizeof(config)))
+		goto err_free;
+	if (mmx_arena_ctl(a->ind, "retain_grow_limit", &limit, sizeof(limit)))
+		goto err_destroy;
+	htab_add(&mm->mx->arenas, &a->node, exec_id);
+	return a;
+
+err_destroy:
+	a->dying = true;
+	mmx_arena_ctl(a->ind, "destroy", NULL, 0);
+err_free:
+	free(a);
+	return NULL;
+}
+
+static int mmx_tcache_get(struct mmx_arena *a, const void *owner,
+			  unsigned int *indp)
+{
+	size_t len = sizeof(*indp);
+	struct mmx_tcache *tc;
+
+	for (tc = a->tcaches; tc; tc = tc->next) {
+		if (tc->owner == owner) {
+			*indp = tc->ind;
+			return 0;
+		}
+	}
+	tc = malloc(sizeof(*tc));
+	if (!tc)
+		return -ENOMEM;
+	/* Out of tcaches (jemalloc has 4096): straight to the arena. */
+	if (memmgr_je_mallctl("tcache.create", &tc->ind, &len, NULL, 0)) {
+		free(tc);
+		*indp = MMX_NO_TCACHE;
+		return 0;
+	}
+	tc->owner = owner;
+	tc->next = a->tcaches;
+	a->tcaches = tc;
+	*indp = tc->ind;
+	return 0;
+}
+
+/* Forget the arena: its tcaches, then the arena and all its objects. */
+static void mmx_arena_destroy(struct mmx *mx, struct mmx_arena *a)
+{
+	struct mmx_tcache *tc;
+
+	htab_del(&mx->arenas, &a->node);
+	a->dying = true;
+	while ((tc = a->tcaches)) {
+		a->tcaches = tc->next;
+		memmgr_je_mallctl("tcache.destroy", NULL, NULL, &tc->ind,
+				  sizeof(tc->ind));
+		free(tc);
+	}
+	mmx_arena_ctl(a->ind, "destroy", NULL, 0);
+	free(a);
+}
+
+/* Size classes. */
+
+static void mmx_thread_exit(void *unused MMX_UNUSED);
+
+/* jemalloc's classes up to MMX_CACHE_MAX, as nallocx() gives them. */
+static void mmx_classes_init(void)
+{
+	unsigned int n = 0, k;
+	size_t size, class;
+
+	for (size = 8; size <= MMX_CACHE_MAX; size += 8) {
+		class = memmgr_je_nallocx(size, 0);
+		if (n && class == mmx_class_size[n - 1])
+			continue;
+		if (n == MMX_NR_CLASSES || class > MMX_CACHE_MAX)
+			break;
+		mmx_class_size[n] = class;
+		k = MMX_CACHE_BYTES / class;
+		mmx_class_objs[n++] = k < 2 ? 2 : k > MMX_CACHE_OBJS ?
+				      MMX_CACHE_OBJS : k;
+	}
+	mmx_nr_classes = n;
+	mmx_cache_max = mmx_class_size[n - 1];
+	/* Class sizes are multiples of 8: (size + 7) / 8 decides. */
+	for (k = 0, n = 0; k <= MMX_CACHE_MAX / 8; k++) {
+		while (n < mmx_nr_classes - 1 && mmx_class_size[n] < k * 8)
+			n++;
+		mmx_size_class[k] = n;
+	}
+	pthread_key_create(&mmx_exit_key, mmx_thread_exit);
+}
+
+/* Thread caches. */
+
+static inline int mmx_flags(const struct mmx_cache *c)
+{
+	return c->flags;
+}
+
+/* Give @nr objects of class @cls, the oldest, back to jemalloc. */
+static void mmx_cache_flush(struct mmx_cache *c, unsigned int cls,
+			    unsigned int nr, int flags)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		memmgr_je_dallocx(c->objs[cls][i], flags);
+	c->nr[cls] -= nr;
+	memmove(c->objs[cls], c->objs[cls] + nr,
+		c->nr[cls] * sizeof(c->objs[cls][0]));
+}
+
+static void mmx_cache_flush_all(struct mmx_cache *c, int flags)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < mmx_nr_classes; cls++)
+		mmx_cache_flush(c, cls, c->nr[cls], flags);
+}
+
+static void mmx_cache_clear(struct mmx_cache *c)
+{
+	memset(c->nr, 0, sizeof(c->nr));
+}
+
+/*
+ * Empty a cache of a handle that may be closed: its objects go back to
+ * their arena if it still exists, or are forgotten with it.
+ */
+static void mmx_cache_drain(struct mmx_cache *c)
+{
+	struct mmx_arena *a;
+	struct mmx *mx;
+
+	pthread_mutex_lock(&mmx_global);
+	for (mx = mmx_handles; mx; mx = mx->next)
+		if (mx->mm == c->mm && mx->uid == c->mx_uid)
+			break;
+	if (mx) {
+		pthread_mutex_lock(&mx->lock);
+		a = mmx_arena_find(mx, c->exec_id);
+		if (a && a->uid == c->uid)
+			mmx_cache_flush_all(c, MALLOCX_TCACHE_NONE);
+		pthread_mutex_unlock(&mx->lock);
+	}
+	pthread_mutex_unlock(&mmx_global);
+	mmx_cache_clear(c);
+}
+
+/* A thread leaves: its cached objects go back. */
+static void mmx_thread_exit(void *unused MMX_UNUSED)
+{
+	unsigned int i;
+
+	for (i = 0; i < MMX_SLOTS; i++) {
+		if (!mmx_caches[i])
+			continue;
+		mmx_cache_drain(mmx_caches[i]);
+		free(mmx_caches[i]);
+		mmx_caches[i] = NULL;
+	}
+}
+
+/*
+ * The calling thread's slot for @exec_id of @mm: the one it had, checked
+ * again after a release, or another one, emptied.
+ */
+static struct mmx_cache **mmx_slot_pick(struct memmgr *mm, uint64_t exec_id)
+{
+	struct mmx_cache **slot;
+	unsigned int i;
+
+	for (i = 0; i < MMX_SLOTS; i++) {
+		slot = &mmx_caches[i];
+		if (*slot && (*slot)->mm == mm && (*slot)->exec_id == exec_id &&
+		    (*slot)->mx_uid == mm->mx->uid)
+			return slot;
+	}
+	/* The least recently used: mmx_cache_find_slow() keeps them so. */
+	for (i = 0; i < MMX_SLOTS - 1 && mmx_caches[i]; i++)
+		;
+	slot = &mmx_caches[i];
+	if (*slot) {
+		mmx_cache_drain(*slot);
+		(*slot)->mm = NULL;
+		return slot;
+	}
+	*slot = calloc(1, sizeof(**slot));
+	/* A thread that has a cache drains it when it leaves. */
+	if (*slot)
+		pthread_setspecific(mmx_exit_key, mmx_caches);
+	return slot;
+}
+
+/*
+ * Fill the slot for @exec_id, making its arena and tcache if need be.  A
+ * cache whose arena is gone (released) forgets its objects.
+ */
+static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
+{
+	struct mmx_cache **slot = mmx_slot_pick(mm, exec_id), *c = *slot;
+	struct mmx *mx = mm->mx;
+	struct mmx_arena *a;
+	unsigned int tcache;
+
+	if (!c)
+		return NULL;
+	pthread_mutex_lock(&mx->lock);
+	a = mmx_arena_find(mx, exec_id);
+	if (!a)
+		a = mmx_arena_new(mm, exec_id);
+	if (!a || mmx_tcache_get(a, mmx_caches, &tcache)) {
+		pthread_mutex_unlock(&mx->lock);
+		return NULL;
+	}
+	if (c->mm != mm || c->uid != a->uid)
+		mmx_cache_clear(c);
+	c->mm = mm;
+	c->mx_uid = mx->uid;
+	c->exec_id = exec_id;
+	c->stamp = mx->stamp;
+	c->uid = a->uid;
+	c->tcache_flags = tcache == MMX_NO_TCACHE ? MALLOCX_TCACHE_NONE :
+			  MALLOCX_TCACHE(tcache);
+	c->flags = MALLOCX_ARENA(a->ind) | c->tcache_flags;
+	pthread_mutex_unlock(&mx->lock);
+	return c;
+}
+
+/*
+ * The calling thread's cache for @exec_id of @mm, or NULL (errno ENOMEM).
+ * A cache last checked before the handle's last release may belong to a
+ * destroyed arena: its stamp tells, and it is checked again.
+ */
+static struct mmx_cache *mmx_cache_find_slow(struct memmgr *mm,
+					     uint64_t exec_id, uint64_t stamp)
+{
+	struct mmx_cache *c = NULL;
+	unsigned int i;
+
+	for (i = 1; i < MMX_SLOTS; i++) {
+		c = mmx_caches[i];
+		if (c && c->mm == mm && c->exec_id == exec_id &&
+		    c->stamp == stamp)
+			break;
+	}
+	if (i == MMX_SLOTS)
+		c = mmx_cache_fill(mm, exec_id);
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* The last one used first. */
+	for (i = 0; mmx_caches[i] != c; i++)
+		;
+	mmx_caches[i] = mmx_caches[0];
+	mmx_caches[0] = c;
+	return c;
+}
+
+static inline struct mmx_cache *mmx_cache_find(struct memmgr *mm,
+					       uint64_t exec_id)
+{
+	uint64_t stamp = __atomic_load_n(&mm->mx->stamp, __ATOMIC_ACQUIRE);
+	struct mmx_cache *c = mmx_caches[0];
+
+	/* Most threads use one exec id at a time: its slot is the first. */
+	if (c && c->mm == mm && c->exec_id == exec_id && c->stamp == stamp)
+		return c;
+	return mmx_cache_find_slow(mm, exec_id, stamp);
+}
+
+/* The cache of class @cls is empty: take half its room from jemalloc. */
+static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
+			unsigned int cls)
+{
+	unsigned int i, nr = mmx_class_objs[cls] / 2;
+	void *ptr;
+
+	for (i = 0; i < nr; i++) {
+		ptr = memmgr_je_mallocx(mmx_class_size[cls], mmx_flags(c));
+		if (!ptr)
+			break;
+		mmx_note(mm, ptr, cls + 1);
+		c->objs[cls][c->nr[cls]++] = ptr;
+	}
+	if (!c->nr[cls]) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return c->objs[cls][--c->nr[cls]];
+}
+
+/* An object not cached: larger than MMX_CACHE_MAX, or zeroed. */
+static void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
+			   size_t size, int flags)
+{
+	void *ptr = memmgr_je_mallocx(size, mmx_flags(c) | flags);
+
+	if (!ptr) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	mmx_note(mm, ptr, 0);
+	return ptr;
+}
+
+void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
+{
+	struct mmx_cache *c;
+	unsigned int cls;
+
+	if (!mm->mx) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c = mmx_cache_find(mm, exec_id);
+	if (!c)
+		return NULL;
+	if (size > mmx_cache_max)
+		return mmx_alloc_big(mm, c, size, 0);
+	cls = mmx_size_class[(size + 7) >> 3];
+	if (c->nr[cls])
+		return c->objs[cls][--c->nr[cls]];
+	return mmx_refill(mm, c, cls);
+}
+
+void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
+		    size_t size)
+{
+	struct mmx_cache *c;
+	size_t bytes;
+	void *ptr;
+
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Cached objects are reused as they are: all of them zeroed. */
+	if (bytes <= mmx_cache_max) {
+		ptr = memmgr_malloc(mm, exec_id, bytes);
+		if (ptr)
+			memset(ptr, 0,
+			       mmx_class_size[mmx_size_class[(bytes + 7) >> 3]]);
+		return ptr;
+	}
+	if (!mm->mx) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	c = mmx_cache_find(mm, exec_id);
+	return c ? mmx_alloc_big(mm, c, bytes, MALLOCX_ZERO) : NULL;
+}
+
+/*
+ * jemalloc's flags for an object of the cache @c, or for one whose exec
+ * id's cache cannot be had (no memory for it): straight to its arena.
+ */
+static int mmx_free_flags(const struct mmx_cache *c)
+{
+	return c ? c->tcache_flags : MALLOCX_TCACHE_NONE;
+}
+
+/*
+ * Free an object of the allocator: @map and @cls are mmx_lookup()'s.
+ * Into the calling thread's cache of the object's exec id, or to jemalloc.
+ */
+static inline void mmx_free_inline(struct memmgr *mm, struct mm_map *map,
+				   unsigned int cls, void *ptr)
+{
+	struct mmx_cache *c = mmx_cache_find(mm, map->tag);
+
+	if (!c || !cls) {
+		memmgr_je_dallocx(ptr, mmx_free_flags(c));
+		return;
+	}
+	cls--;
+	if (c->nr[cls] == mmx_class_objs[cls])
+		mmx_cache_flush(c, cls, c->nr[cls] / 2, mmx_flags(c));
+	c->objs[cls][c->nr[cls]++] = ptr;
+}
+
+/**
+ * mmx_free() - free an object of the allocator
+ * @mm:		the handle
+ * @map:	its chunk, from mmx_owns()
+ * @cls:	what mmx_owns() said of it
+ * @ptr:	the object
+ */
+void mmx_free(struct memmgr *mm, struct mm_map *map, unsigned int cls,
+	      void *ptr)
+{
+	mmx_free_inline(mm, map, cls, ptr);
+}
+
+int memmgr_free(struct memmgr *mm, void *ptr)
+{
+	unsigned int cls = 0;
+	struct mm_map *map;
+
+	if (!ptr)
+		return 0;
+	/* An object of the execution allocator: jemalloc's, no mutex. */
+	map = mmx_lookup(mm, ptr, &cls);
+	if (!map)
+		return buffer_free(mm, ptr);
+	mmx_free_inline(mm, map, cls, ptr);
+	return 0;
+}
+
+/**
+ * mmx_owns() - the chunk of an object of the allocator
+ * @mm:		the handle
+ * @ptr:	any pointer
+ * @clsp:	set to what mmx_free() takes, if @ptr is in a chunk
+ *
+ * Return: the chunk @ptr lies in, or NULL when it is not in one.
+ */
+struct mm_map *mmx_owns(struct memmgr *mm, const void *ptr,
+			unsigned int *clsp)
+{
+	*clsp = 0;
+	return mmx_lookup(mm, ptr, clsp);
+}
+
+/* The cached class + 1 of an object of @usable bytes, or 0. */
+static unsigned int mmx_class_of(size_t usable)
+{
+	unsigned int cls;
+
+	if (usable > mmx_cache_max)
+		return 0;
+	cls = mmx_size_class[(usable + 7) >> 3];
+	return mmx_class_size[cls] == usable ? cls + 1 : 0;
+}
+
+void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
+		     size_t size)
+{
+	struct mmx_cache *c;
+	unsigned int cls = 0;
+	struct mm_map *map;
+	void *moved;
+
+	if (!ptr)
+		return memmgr_malloc(mm, exec_id, size);
+	map = mmx_lookup(mm, ptr, &cls);
+	if (!map) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!size) {
+		mmx_free_inline(mm, map, cls, ptr);
+		return NULL;
+	}
+	/* Within its class: in place. */
+	if (cls && size <= mmx_class_size[cls - 1] &&
+	    (cls == 1 || size > mmx_class_size[cls - 2]))
+		return ptr;
+	c = mmx_cache_find(mm, map->tag);
+	if (!c)
+		return NULL;
+	moved = memmgr_je_rallocx(ptr, size, mmx_flags(c));
+	if (!moved) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	mmx_note(mm, moved, mmx_class_of(memmgr_je_sallocx(moved, 0)));
+	return moved;
+}
+
+size_t memmgr_usable_size(struct memmgr *mm, const void *ptr)
+{
+	unsigned int cls = 0;
+
+	if (!ptr || !mmx_lookup(mm, ptr, &cls))
+		return 0;
+	return cls ? mmx_class_size[cls - 1] : memmgr_je_sallocx(ptr, 0);
+}
+
+/**
+ * mmx_release() - forget every object of an exec id
+ * @mm:		the handle, its mutex not held
+ * @exec_id:	the exec id
+ *
+ * Destroys the exec id's arena and tcaches; its chunks stay in the
+ * handle's tables, for the caller's MEMMGR_IOC_RELEASE, which frees them,
+ * or for mmx_forget_locked() if that fails.  Every thread's caches of the
+ * handle are checked again before their next use.
+ */
+void mmx_release(struct memmgr *mm, uint64_t exec_id)
+{
+	struct mmx *mx = mm->mx;
+	struct mmx_arena *a;
+
+	if (!mx)
+		return;
+	pthread_mutex_lock(&mx->lock);
+	a = mmx_arena_find(mx, exec_id);
+	if (a) {
+		__atomic_store_n(&mx->stamp, mmx_new_uid(), __ATOMIC_RELEASE);
+		mmx_arena_destroy(mx, a);
+	}
+	pthread_mutex_unlock(&mx->lock);
+}
+
+/**
+ * mmx_init() - the allocator of a new handle
+ * @mm:		the handle
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int mmx_init(struct memmgr *mm)
+{
+	struct mmx *mx;
+
+	pthread_once(&mmx_once, mmx_classes_init);
+	mx = calloc(1, sizeof(*mx));
+	if (!mx)
+		return -ENOMEM;
+	if (htab_init(&mx->arenas)) {
+		free(mx);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&mx->lock, NULL);
+	mx->stamp = mmx_new_uid();
+	mx->uid = mmx_new_uid();
+	mx->mm = mm;
+	pthread_mutex_lock(&mmx_global);
+	mx->next = mmx_handles;
+	mmx_handles = mx;
+	pthread_mutex_unlock(&mmx_global);
+	mm->mx = mx;
+	return 0;
+}
+
+static void mmx_free_tree(struct mmx *mx)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < MMX_FANOUT; i++) {
+		struct mmx_leaf **mid = mx->root[i];
+
+		if (!mid)
+			continue;
+		for (j = 0; j < MMX_FANOUT; j++)
+			free(mid[j]);
+		free(mid);
+	}
+}
+
+/**
+ * mmx_fini() - destroy every arena of a handle being closed
+ * @mm:		the handle, its mutex not held; its chunks are still mapped
+ *
+ * The chunks stay in the handle's tables, for memmgr_close() to drop.
+ * Caches of the handle in other threads are forgotten when next used.
+ */
+void mmx_fini(struct memmgr *mm)
+{
+	struct mmx *mx = mm->mx, **pos;
+	struct mm_hnode *n;
+	size_t i;
+
+	if (!mx)
+		return;
+	pthread_mutex_lock(&mmx_global);
+	for (pos = &mmx_handles; *pos != mx; pos = &(*pos)->next)
+		;
+	*pos = mx->next;
+	pthread_mutex_unlock(&mmx_global);
+	for (i = 0; i < mx->arenas.nr_slots; i++)
+		while ((n = mx->arenas.slots[i]))
+			mmx_arena_destroy(mx, container_of(n, struct mmx_arena,
+							   node));
+	mmx_free_tree(mx);
+	htab_fini(&mx->arenas);
+	pthread_mutex_destroy(&mx->lock);
+	free(mx);
+	mm->mx = NULL;
+}
