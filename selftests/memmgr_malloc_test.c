@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "libmemmgr.h"
 #include "memmgr_util.h"
@@ -859,6 +860,142 @@ TEST_F_TIMEOUT(alloc, wait_forever_granted, 60)
 	EXPECT_LE(ca + class_of(w.size), charged(self->mm));
 	EXPECT_EQ(0, memmgr_free(self->mm, w.ptr));
 	EXPECT_EQ(0, memmgr_free(self->mm, p));
+}
+
+/*
+ * Threads that come and go on one exec id strand nothing: each gives its
+ * caches (libmemmgr's and jemalloc's) back when it exits, so the next one
+ * reuses the same memory and the exec id's charge stays what the first
+ * thread left.  (A jemalloc tcache left behind per thread would hold up
+ * to 20 objects of each class: 16 KiB ones here, 320 KiB a thread.)
+ */
+#define CHURN_THREADS	200
+#define CHURN_ID	300
+#define CHURN_STACK	(128 * KiB)
+
+static void *churn_thread(void *arg)
+{
+	struct memmgr *mm = arg;
+	void *big[16], *small[64];
+	long bad = 0;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		big[i] = memmgr_malloc(mm, CHURN_ID, 16 * KiB);
+		if (big[i])
+			memset(big[i], i, 16 * KiB);
+		bad += !big[i];
+	}
+	for (i = 0; i < 64; i++) {
+		small[i] = memmgr_malloc(mm, CHURN_ID, 64);
+		if (small[i])
+			memset(small[i], i, 64);
+		bad += !small[i];
+	}
+	for (i = 0; i < 16; i++)
+		bad += memmgr_free(mm, big[i]) != 0;
+	for (i = 0; i < 64; i++)
+		bad += memmgr_free(mm, small[i]) != 0;
+	return (void *)bad;
+}
+
+TEST_F_TIMEOUT(alloc, threads_come_and_go, 300)
+{
+	uint64_t first = 0, freed;
+	pthread_attr_t attr;
+	char *stacks;
+	pthread_t th;
+	void *bad;
+	int i;
+
+	/*
+	 * A stack (and so thread-local storage) of its own for each thread,
+	 * never reused: glibc would give a new thread the last one's, and
+	 * with it whatever that thread left behind.
+	 */
+	stacks = malloc(CHURN_THREADS * CHURN_STACK);
+	ASSERT_NE(NULL, stacks);
+	for (i = 0; i < CHURN_THREADS; i++) {
+		ASSERT_EQ(0, pthread_attr_init(&attr));
+		ASSERT_EQ(0, pthread_attr_setstack(&attr,
+						   stacks + i * CHURN_STACK,
+						   CHURN_STACK));
+		ASSERT_EQ(0, pthread_create(&th, &attr, churn_thread,
+					    self->mm));
+		pthread_attr_destroy(&attr);
+		ASSERT_EQ(0, pthread_join(th, &bad));
+		ASSERT_EQ(NULL, bad) TH_LOG("thread %d", i);
+		if (!i)
+			first = charged(self->mm);
+		ASSERT_EQ(first, charged(self->mm)) TH_LOG("thread %d", i);
+	}
+	/* 16 objects of 16 KiB (and a page each) fit in the first chunk. */
+	EXPECT_EQ(MEMMGR_CHUNK_MIN, first);
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, CHURN_ID, &freed));
+	EXPECT_EQ(first, freed);
+	EXPECT_EQ(0, charged(self->mm));
+	free(stacks);
+}
+
+/*
+ * MALLOC_CONF (read by Debian's jemalloc, and so by libmemmgr's copy)
+ * cannot take away what the extent hooks rely on: with retain off and
+ * decay on, a child works as without them.  The child is this program
+ * again, run by conf_child() before the harness starts.
+ */
+#define CONF_CHILD	"MEMMGR_MALLOC_TEST_CONF_CHILD"
+#define CONF_ID		400
+
+static int conf_child_run(void)
+{
+	struct memmgr_lib_stats st;
+	struct memmgr *mm;
+	uint64_t freed;
+	void *p, *q;
+
+	if (memmgr_open(&mm, 0))
+		return 2;
+	p = memmgr_malloc(mm, CONF_ID, 100);
+	q = memmgr_malloc(mm, CONF_ID, 3 * MiB);
+	if (!p || !q || memmgr_get_stats(mm, &st))
+		return 3;
+	memset(q, 1, 3 * MiB);
+	/* The first chunk (2 MiB), then one for 3 MiB + a page (3.5 MiB). */
+	if (st.kernel.client_used[EX] != MEMMGR_CHUNK_MIN + 3584 * KiB)
+		return 4;
+	if (memmgr_free(mm, q) || memmgr_free(mm, p))
+		return 5;
+	/* Decay off: nothing went back before the release. */
+	if (memmgr_release_exec(mm, CONF_ID, &freed) ||
+	    freed != MEMMGR_CHUNK_MIN + 3584 * KiB)
+		return 6;
+	memmgr_close(mm);
+	return 0;
+}
+
+__attribute__((constructor)) static void conf_child(void)
+{
+	if (getenv(CONF_CHILD))
+		_exit(conf_child_run());
+}
+
+TEST_F(alloc, malloc_conf_ignored)
+{
+	char *argv[] = { "memmgr_malloc_test", NULL };
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		setenv(CONF_CHILD, "1", 1);
+		setenv("MALLOC_CONF", "retain:false,dirty_decay_ms:0", 1);
+		execv("/proc/self/exe", argv);
+		_exit(1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 TEST_HARNESS_MAIN

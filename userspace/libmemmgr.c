@@ -471,12 +471,18 @@ int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 		return -ENOMEM;
 	/* Without a window: pinned until mapped (libmemmgr_int.h). */
 	ret = kernel_alloc_trim(mm, pool, tag, size, timeout_ms,
-				mm->window ? flags : 0, &a);
+				mm->window ? flags & MEMMGR_ALLOC_FLAGS : 0, &a);
 	if (ret)
 		goto err_free_map;
 
 	mm_lock(mm);
 	ret = map_insert_locked(mm, map, &a, size, releases);
+	/* A chunk of the execution allocator: its pages in the same hold. */
+	if (!ret && (flags & MM_ALLOC_MX_CHUNK)) {
+		ret = mmx_enter_locked(mm, map);
+		if (ret)
+			map_remove_locked(mm, map);
+	}
 	if (!ret && !mm->window && (flags & MEMMGR_ALLOC_UNPINNED)) {
 		ret = kernel_buf(mm, MEMMGR_IOC_UNPIN, a.handle);
 		if (ret)

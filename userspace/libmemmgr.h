@@ -344,10 +344,12 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * (one arena per exec id) carves them, and asks the kernel for a chunk
  * (one buffer of MEMMGR_CHUNK_MIN bytes at first, then larger ones up to
  * 4 times that, or the object's size if larger) only when the exec id's
- * chunks are full.  Each thread keeps a cache per exec id (of the last
- * four it used) of freed objects up to 32 KiB, at most 16 KiB (or two
- * objects) of each size class, and jemalloc's cache behind it.  So an object costs no system
- * call, and two threads share no lock on the fast path.
+ * chunks are full (under pressure, when the kernel declines a chunk, it
+ * asks at once for just the pages the object needs, without waiting).
+ * Each thread keeps a cache per exec id (of the four it used last) of
+ * freed objects up to 32 KiB, at most 16 KiB (or two objects) of each
+ * size class, and jemalloc's cache behind it.  So an object costs no
+ * system call, and two threads share no lock on the fast path.
  *
  * Objects are aligned as malloc() aligns them (16 bytes; 8 for objects of
  * at most 8 bytes; 64 from MEMMGR_LARGE_MIN bytes up: such an object has
@@ -360,12 +362,15 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * exec id; its chunks go back to the kernel when the exec id is released
  * (memmgr_release_exec(): every object of the exec id at once, in one
  * system call) and at memmgr_close().  What an exec id holds is bounded by
- * its peak use, plus the unused end of its last chunk.  A thread's cached
- * objects go back to their exec id when the thread exits.
+ * its peak use, plus what the threads that use it cache, plus the unused
+ * end of its last chunk.  A thread's caches go back to their exec ids when
+ * the thread exits, or when it uses a fifth exec id (the cache of the one
+ * it used least recently).
  *
  * A chunk request waits up to the handle's timeout (memmgr_set_timeout()),
- * 0 by default: declined at once.  A decline, a timeout, or a release of
- * the exec id meanwhile is NULL with errno ENOMEM, and nothing is charged.
+ * 0 by default: declined at once; meanwhile the exec id's other threads
+ * that need a chunk wait too (jemalloc grows an arena under a lock).  A
+ * decline or a timeout is NULL with errno ENOMEM, and nothing is charged.
  *
  * Releasing an exec id while another thread allocates or frees objects of
  * the same exec id is a use after free, as free() of an object in use is;
@@ -392,8 +397,7 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * Context: thread-safe; may sleep while a chunk request waits.
  *
  * Return: the object, not zeroed; or NULL with errno ENOMEM (the kernel
- * declined a chunk, the timeout passed, @exec_id was released meanwhile,
- * or @size is too large).
+ * declined a chunk, the timeout passed, or @size is too large).
  */
 void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size);
 

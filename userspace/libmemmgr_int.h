@@ -384,6 +384,8 @@ MM_HIDDEN int map_destroy_locked(struct memmgr *mm, struct mm_map *map);
 /* libmemmgr.c: retention, whole buffers, the handle. */
 MM_HIDDEN int trim_locked(struct memmgr *mm, uint64_t keep);
 MM_HIDDEN uint64_t page_bytes(const struct memmgr *mm, size_t size);
+/* buffer_alloc(): a chunk of the execution allocator (not the kernel's). */
+#define MM_ALLOC_MX_CHUNK	(1U << 31)
 MM_HIDDEN int buffer_alloc(struct memmgr *mm, uint32_t pool, uint64_t tag,
 			   size_t size, int64_t timeout_ms, unsigned int flags,
 			   void **ptrp);
@@ -404,6 +406,7 @@ MM_HIDDEN struct mm_map *mmx_owns(struct memmgr *mm, const void *ptr,
 MM_HIDDEN void mmx_free(struct memmgr *mm, struct mm_map *map,
 			unsigned int cls, void *ptr);
 MM_HIDDEN void mmx_release(struct memmgr *mm, uint64_t exec_id);
+MM_HIDDEN int mmx_enter_locked(struct memmgr *mm, struct mm_map *map);
 MM_HIDDEN void mmx_forget_locked(struct memmgr *mm, struct mm_map *map);
 
 #endif /* LIBMEMMGR_INT_H */

@@ -43,7 +43,9 @@
  * stamp when last checked: a release changes the stamp, so every cache of
  * the handle is checked again (under mmx.lock) before its next use, and
  * forgets its objects if their arena is gone.  A thread that exits gives
- * its cached objects back (mmx_thread_exit()), to arenas still there.
+ * its cached objects back (mmx_thread_exit()), to arenas still there, and
+ * destroys its tcaches; so does a thread's fifth exec id to its least
+ * recently used one.
  *
  * Locking order: mmx_global, then mmx.lock, then jemalloc's own locks (its
  * ctl mutex, its arenas'), then the handle's mutex (the hooks take it to
@@ -80,6 +82,13 @@ int memmgr_je_mallctl(const char *name, void *oldp, size_t *oldlenp,
  */
 const char *memmgr_je_malloc_conf =
 	"narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1";
+/*
+ * Read after MALLOC_CONF and /etc/malloc.conf, which Debian's build reads
+ * too (unprefixed): what the hooks rely on, whatever those say.
+ */
+const char *memmgr_je_malloc_conf_2_conf_harder =
+	"retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1,junk:false,zero:false,"
+	"abort:false,abort_conf:false";
 
 /* jemalloc's arena_config_t (experimental.arenas_create_ext), 5.3. */
 struct mmx_arena_config {
@@ -88,6 +97,7 @@ struct mmx_arena_config {
 };
 
 #define MMX_UNUSED	__attribute__((unused))
+#define unlikely(x)	__builtin_expect(!!(x), 0)
 
 /* Chunks grow from jemalloc's first (2 MiB) up to this many bytes. */
 #define MMX_GROW_LIMIT	(8UL << 20)
@@ -177,6 +187,8 @@ struct mmx_cache {
 
 static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
 	__attribute__((tls_model("initial-exec")));
+/* The kernel declined a chunk during this call into jemalloc. */
+static __thread bool mmx_declined __attribute__((tls_model("initial-exec")));
 
 /*
  * The open handles, for a thread that leaves with objects cached: they go
@@ -185,6 +197,7 @@ static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
 static pthread_mutex_t mmx_global = PTHREAD_MUTEX_INITIALIZER;
 static struct mmx *mmx_handles;		/* (mmx_global) */
 static pthread_key_t mmx_exit_key;	/* its destructor drains */
+static bool mmx_exit_key_ok;		/* (without: caches stay) */
 
 /* Size classes up to MMX_CACHE_MAX, from jemalloc at the first open. */
 static pthread_once_t mmx_once = PTHREAD_ONCE_INIT;
@@ -310,6 +323,21 @@ static int mmx_set_locked(struct memmgr *mm, struct mm_map *map,
 }
 
 /**
+ * mmx_enter_locked() - enter a new chunk in the radix tree
+ * @mm:		the handle, its mutex held
+ * @map:	the chunk, just entered in the tables
+ *
+ * On failure, map_remove_locked() takes out what was entered.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int mmx_enter_locked(struct memmgr *mm, struct mm_map *map)
+{
+	map->mx_chunk = true;
+	return mmx_set_locked(mm, map, map);
+}
+
+/**
  * mmx_forget_locked() - take a chunk out of the radix tree
  * @mm:		the handle, its mutex held
  * @map:	a chunk of the allocator (map->mx_chunk), being removed from
@@ -334,8 +362,12 @@ static struct mmx_arena *mmx_arena_of(extent_hooks_t *hooks)
 
 /*
  * A chunk of @size bytes for the arena: a new execution buffer of its
- * exec id, zeroed by the kernel.  jemalloc asks only for page-aligned
- * chunks at no particular address; anything else is declined.
+ * exec id, zeroed by the kernel, entered in the tables and the radix tree
+ * in one hold of the handle's mutex.  jemalloc asks only for page-aligned
+ * chunks at no particular address; anything else is declined.  When the
+ * kernel declines, jemalloc asks at once again, for just the extent it
+ * needs: that request does not wait (mmx_declined), so a call waits at
+ * most the handle's timeout.
  */
 static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 			     size_t size, size_t alignment, bool *zero,
@@ -343,37 +375,20 @@ static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 {
 	struct mmx_arena *a = mmx_arena_of(hooks);
 	struct memmgr *mm = a->mm;
-	struct mm_map *map;
 	void *addr;
-	int ret;
 
 	if (new_addr || a->dying ||
 	    alignment > ((size_t)1 << mmx_page_shift(mm)))
 		return NULL;
-	ret = buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id, size,
-			   get_timeout(mm), 0, &addr);
-	if (ret)
-		return NULL;
-	mm_lock(mm);
-	map = map_find_locked(mm, addr);
-	/* Gone already: the exec id was released meanwhile. */
-	if (!map) {
-		mm_unlock(mm);
+	if (buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id, size,
+			 mmx_declined ? 0 : get_timeout(mm), MM_ALLOC_MX_CHUNK,
+			 &addr)) {
+		mmx_declined = true;
 		return NULL;
 	}
-	map->mx_chunk = true;
-	if (mmx_set_locked(mm, map, map))
-		goto err_destroy;
-	mm_unlock(mm);
 	*zero = true;
 	*commit = true;
 	return addr;
-
-err_destroy:
-	mmx_forget_locked(mm, map);
-	map_destroy_locked(mm, map);
-	mm_unlock(mm);
-	return NULL;
 }
 
 /*
@@ -537,8 +552,25 @@ static void mmx_arena_destroy(struct mmx *mx, struct mmx_arena *a)
 				  sizeof(tc->ind));
 		free(tc);
 	}
-	mmx_arena_ctl(a->ind, "destroy", NULL, 0);
-	free(a);
+	/* jemalloc keeps pointing at the hooks if it refuses. */
+	if (!mmx_arena_ctl(a->ind, "destroy", NULL, 0))
+		free(a);
+}
+
+/* The thread @owner no longer uses arena @a: its tcache goes. */
+static void mmx_tcache_put(struct mmx_arena *a, const void *owner)
+{
+	struct mmx_tcache **pos, *tc;
+
+	for (pos = &a->tcaches; (tc = *pos); pos = &tc->next) {
+		if (tc->owner != owner)
+			continue;
+		*pos = tc->next;
+		memmgr_je_mallctl("tcache.destroy", NULL, NULL, &tc->ind,
+				  sizeof(tc->ind));
+		free(tc);
+		return;
+	}
 }
 
 /* Size classes. */
@@ -570,7 +602,7 @@ static void mmx_classes_init(void)
 			n++;
 		mmx_size_class[k] = n;
 	}
-	pthread_key_create(&mmx_exit_key, mmx_thread_exit);
+	mmx_exit_key_ok = !pthread_key_create(&mmx_exit_key, mmx_thread_exit);
 }
 
 /* Thread caches. */
@@ -607,8 +639,9 @@ static void mmx_cache_clear(struct mmx_cache *c)
 }
 
 /*
- * Empty a cache of a handle that may be closed: its objects go back to
- * their arena if it still exists, or are forgotten with it.
+ * Empty a cache of the calling thread, of a handle that may be closed:
+ * its objects and its thread's tcache go back to their arena if it still
+ * exists, or are forgotten with it.
  */
 static void mmx_cache_drain(struct mmx_cache *c)
 {
@@ -622,8 +655,10 @@ static void mmx_cache_drain(struct mmx_cache *c)
 	if (mx) {
 		pthread_mutex_lock(&mx->lock);
 		a = mmx_arena_find(mx, c->exec_id);
-		if (a && a->uid == c->uid)
+		if (a && a->uid == c->uid) {
 			mmx_cache_flush_all(c, MALLOCX_TCACHE_NONE);
+			mmx_tcache_put(a, mmx_caches);
+		}
 		pthread_mutex_unlock(&mx->lock);
 	}
 	pthread_mutex_unlock(&mmx_global);
@@ -670,7 +705,7 @@ static struct mmx_cache **mmx_slot_pick(struct memmgr *mm, uint64_t exec_id)
 	}
 	*slot = calloc(1, sizeof(**slot));
 	/* A thread that has a cache drains it when it leaves. */
-	if (*slot)
+	if (*slot && mmx_exit_key_ok)
 		pthread_setspecific(mmx_exit_key, mmx_caches);
 	return slot;
 }
@@ -711,7 +746,7 @@ static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
 }
 
 /*
- * The calling thread's cache for @exec_id of @mm, or NULL (errno ENOMEM).
+ * The calling thread's cache for @exec_id of @mm, or NULL (no memory).
  * A cache last checked before the handle's last release may belong to a
  * destroyed arena: its stamp tells, and it is checked again.
  */
@@ -729,14 +764,12 @@ static struct mmx_cache *mmx_cache_find_slow(struct memmgr *mm,
 	}
 	if (i == MMX_SLOTS)
 		c = mmx_cache_fill(mm, exec_id);
-	if (!c) {
-		errno = ENOMEM;
+	if (!c)
 		return NULL;
-	}
-	/* The last one used first. */
+	/* The slots in the order of their last use, the last first. */
 	for (i = 0; mmx_caches[i] != c; i++)
 		;
-	mmx_caches[i] = mmx_caches[0];
+	memmove(&mmx_caches[1], &mmx_caches[0], i * sizeof(mmx_caches[0]));
 	mmx_caches[0] = c;
 	return c;
 }
@@ -760,6 +793,7 @@ static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 	unsigned int i, nr = mmx_class_objs[cls] / 2;
 	void *ptr;
 
+	mmx_declined = false;
 	for (i = 0; i < nr; i++) {
 		ptr = memmgr_je_mallocx(mmx_class_size[cls], mmx_flags(c));
 		if (!ptr)
@@ -778,8 +812,10 @@ static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 static void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
 			   size_t size, int flags)
 {
-	void *ptr = memmgr_je_mallocx(size, mmx_flags(c) | flags);
+	void *ptr;
 
+	mmx_declined = false;
+	ptr = memmgr_je_mallocx(size, mmx_flags(c) | flags);
 	if (!ptr) {
 		errno = ENOMEM;
 		return NULL;
@@ -798,8 +834,10 @@ void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
 		return NULL;
 	}
 	c = mmx_cache_find(mm, exec_id);
-	if (!c)
+	if (unlikely(!c)) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	if (size > mmx_cache_max)
 		return mmx_alloc_big(mm, c, size, 0);
 	cls = mmx_size_class[(size + 7) >> 3];
@@ -832,16 +870,25 @@ void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
 		return NULL;
 	}
 	c = mmx_cache_find(mm, exec_id);
-	return c ? mmx_alloc_big(mm, c, bytes, MALLOCX_ZERO) : NULL;
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return mmx_alloc_big(mm, c, bytes, MALLOCX_ZERO);
 }
 
 /*
- * jemalloc's flags for an object of the cache @c, or for one whose exec
- * id's cache cannot be had (no memory for it): straight to its arena.
+ * Free an object not cached (@c is its exec id's cache), or one whose exec
+ * id's cache cannot be had (@c NULL, no memory for it): straight to its
+ * arena.
  */
-static int mmx_free_flags(const struct mmx_cache *c)
+static void mmx_free_slow(const struct mmx_cache *c, void *ptr)
 {
-	return c ? c->tcache_flags : MALLOCX_TCACHE_NONE;
+	if (c) {
+		memmgr_je_dallocx(ptr, c->tcache_flags);
+		return;
+	}
+	memmgr_je_dallocx(ptr, MALLOCX_TCACHE_NONE);
 }
 
 /*
@@ -853,8 +900,8 @@ static inline void mmx_free_inline(struct memmgr *mm, struct mm_map *map,
 {
 	struct mmx_cache *c = mmx_cache_find(mm, map->tag);
 
-	if (!c || !cls) {
-		memmgr_je_dallocx(ptr, mmx_free_flags(c));
+	if (unlikely(!c || !cls)) {
+		mmx_free_slow(c, ptr);
 		return;
 	}
 	cls--;
@@ -941,8 +988,11 @@ void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
 	    (cls == 1 || size > mmx_class_size[cls - 2]))
 		return ptr;
 	c = mmx_cache_find(mm, map->tag);
-	if (!c)
+	if (!c) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	mmx_declined = false;
 	moved = memmgr_je_rallocx(ptr, size, mmx_flags(c));
 	if (!moved) {
 		errno = ENOMEM;
