@@ -38,13 +38,14 @@
  * Releasing an exec id (mmx_release()) destroys its tcaches and its arena
  * (jemalloc then forgets every object; the hooks leave the kernel alone,
  * @dying), then the caller's MEMMGR_IOC_RELEASE frees the chunks and
- * map_remove_locked() takes them out of the radix tree.  A thread's cache
- * names the arena its objects came from (a unique id) and the handle's
- * stamp when last checked: a release changes the stamp, so every cache of
- * the handle is checked again (under mmx.lock) before its next use, and
- * forgets its objects if their arena is gone.  A thread that exits gives
- * its cached objects back (mmx_thread_exit()), to arenas still there, and
- * destroys its tcaches; so does a thread's fifth exec id to its least
+ * map_remove_locked() takes them out of the radix tree.  Every cache in
+ * use is on its handle's list: the release takes the exec id's caches,
+ * in every thread, out of use (their handle pointer cleared, under
+ * mmx.lock), so each thread finds its own unused at its next call, and
+ * its objects gone with their arena; a close does so for all of the
+ * handle's.  The fast path compares two fields of one cache, no more.  A
+ * thread that exits gives its cached objects back (mmx_thread_exit()),
+ * and destroys its tcaches; so does a thread's fifth exec id to its least
  * recently used one.
  *
  * Locking order: mmx_global, then mmx.lock, then jemalloc's own locks (its
@@ -98,6 +99,9 @@ struct mmx_arena_config {
 
 #define MMX_UNUSED	__attribute__((unused))
 #define unlikely(x)	__builtin_expect(!!(x), 0)
+/* Off the fast paths, which then need no registers saved. */
+#define MMX_SLOW	__attribute__((noinline, cold))
+#define MMX_INLINE	inline __attribute__((always_inline))
 
 /* Chunks grow from jemalloc's first (2 MiB) up to this many bytes. */
 #define MMX_GROW_LIMIT	(8UL << 20)
@@ -134,7 +138,6 @@ struct mmx_arena {
 	extent_hooks_t hooks;		/* first: the hooks get &hooks */
 	struct memmgr *mm;
 	uint64_t exec_id;
-	uint64_t uid;			/* unique in the process */
 	unsigned int ind;		/* jemalloc's arena index */
 	bool dying;			/* being destroyed: hooks do nothing */
 	struct mm_hnode node;		/* in mmx.arenas; key: exec id */
@@ -156,12 +159,7 @@ struct mmx {
 					 * after mmx_global, before jemalloc's
 					 */
 	struct mm_htab arenas;		/* (lock) */
-	uint64_t stamp;			/* written under @lock, read
-					 * atomically: see mmx_cache_find()
-					 */
-	uint64_t uid;			/* unique in the process */
-	struct memmgr *mm;
-	struct mmx *next;		/* in mmx_handles (mmx_global) */
+	struct mmx_cache *caches;	/* (lock) every thread's, in use */
 	struct mmx_leaf **root[MMX_FANOUT];	/* radix tree: written under
 						 * the handle's mutex, read
 						 * atomically
@@ -170,15 +168,19 @@ struct mmx {
 
 /*
  * A thread's cache for one exec id of one handle: the arena and tcache to
- * call jemalloc with, and objects of small classes, all of arena @uid.
- * Only its thread touches it, but mmx_cache_drain() of an exiting thread.
+ * call jemalloc with, and objects of small classes of that arena.  Only
+ * its thread uses it.  While in use (@mm set) it is in its handle's list,
+ * and a release of its exec id or the handle's close, in another thread,
+ * takes it out and clears @mm: the thread then finds it unused, and its
+ * objects gone with their arena.
  */
 struct mmx_cache {
-	struct memmgr *mm;
-	uint64_t mx_uid;		/* the handle's mmx.uid */
+	struct memmgr *mm;		/* or NULL: unused; written under
+					 * mmx.lock, read atomically
+					 */
 	uint64_t exec_id;
-	uint64_t stamp;			/* mmx.stamp when last checked */
-	uint64_t uid;			/* the arena's mmx_arena.uid */
+	struct mmx_cache *next;		/* in mmx.caches (mmx.lock) */
+	struct mmx_cache **pprev;
 	int flags;			/* jemalloc's: the arena, the tcache */
 	int tcache_flags;		/* jemalloc's: the tcache */
 	uint8_t nr[MMX_NR_CLASSES];
@@ -191,11 +193,11 @@ static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
 static __thread bool mmx_declined __attribute__((tls_model("initial-exec")));
 
 /*
- * The open handles, for a thread that leaves with objects cached: they go
- * back to their arena only if it still exists.
+ * Taken by a thread that empties a cache of its own, and by a handle's
+ * close to take every cache of the handle out of use: so a cache in use
+ * has an open handle (mmx_cache_drain()).
  */
 static pthread_mutex_t mmx_global = PTHREAD_MUTEX_INITIALIZER;
-static struct mmx *mmx_handles;		/* (mmx_global) */
 static pthread_key_t mmx_exit_key;	/* its destructor drains */
 static bool mmx_exit_key_ok;		/* (without: caches stay) */
 
@@ -207,16 +209,6 @@ static uint32_t mmx_class_size[MMX_NR_CLASSES];
 static uint8_t mmx_class_objs[MMX_NR_CLASSES];	/* the cache's room */
 static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];	/* by (size+7)/8 */
 
-/* Arenas and handles have ids never used again, so a cache never
- * mistakes a new arena for the one its objects came from.
- */
-static uint64_t mmx_uids;
-
-static uint64_t mmx_new_uid(void)
-{
-	return __atomic_add_fetch(&mmx_uids, 1, __ATOMIC_RELAXED);
-}
-
 static unsigned int mmx_page_shift(const struct memmgr *mm)
 {
 	return mm->page_shift;
@@ -225,7 +217,7 @@ static unsigned int mmx_page_shift(const struct memmgr *mm)
 /* The radix tree. */
 
 /* The leaf of page @pn, or NULL; no lock. */
-static struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
+static inline struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
 {
 	struct mmx_leaf **mid;
 
@@ -243,8 +235,9 @@ static struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
  * The chunk @ptr lies in, or NULL; *@clsp: the cached class + 1 of its
  * page, or 0.  No lock.
  */
-static struct mm_map *mmx_lookup(const struct memmgr *mm, const void *ptr,
-				 unsigned int *clsp)
+static MMX_INLINE struct mm_map *mmx_lookup(const struct memmgr *mm,
+					    const void *ptr,
+					    unsigned int *clsp)
 {
 	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
 	struct mmx_leaf *leaf;
@@ -493,7 +486,6 @@ static struct mmx_arena *mmx_arena_new(struct memmgr *mm, uint64_t exec_id)
 	a->hooks = mmx_hooks;
 	a->mm = mm;
 	a->exec_id = exec_id;
-	a->uid = mmx_new_uid();
 	config.extent_hooks = &a->hooks;
 	if (memmgr_je_mallctl("experimental.arenas_create_ext", &a->ind, &len,
 			      &config, sizeof(config)))
@@ -613,8 +605,8 @@ static inline int mmx_flags(const struct mmx_cache *c)
 }
 
 /* Give @nr objects of class @cls, the oldest, back to jemalloc. */
-static void mmx_cache_flush(struct mmx_cache *c, unsigned int cls,
-			    unsigned int nr, int flags)
+static MMX_SLOW void mmx_cache_flush(struct mmx_cache *c, unsigned int cls,
+				     unsigned int nr, int flags)
 {
 	unsigned int i;
 
@@ -638,26 +630,42 @@ static void mmx_cache_clear(struct mmx_cache *c)
 	memset(c->nr, 0, sizeof(c->nr));
 }
 
+static struct memmgr *mmx_cache_mm(const struct mmx_cache *c)
+{
+	return __atomic_load_n(&c->mm, __ATOMIC_RELAXED);
+}
+
+/* Take a cache out of use: its handle's mmx.lock held. */
+static void mmx_cache_unuse(struct mmx_cache *c)
+{
+	*c->pprev = c->next;
+	if (c->next)
+		c->next->pprev = c->pprev;
+	__atomic_store_n(&c->mm, NULL, __ATOMIC_RELAXED);
+}
+
 /*
- * Empty a cache of the calling thread, of a handle that may be closed:
- * its objects and its thread's tcache go back to their arena if it still
- * exists, or are forgotten with it.
+ * Empty a cache of the calling thread: its objects and the thread's
+ * tcache go back to their arena, unless a release or a close took the
+ * cache out of use (and its objects with the arena) meanwhile.  A close
+ * does so under mmx_global, so the handle is open while the cache is used.
  */
 static void mmx_cache_drain(struct mmx_cache *c)
 {
-	struct mmx_arena *a;
+	struct memmgr *mm;
 	struct mmx *mx;
 
 	pthread_mutex_lock(&mmx_global);
-	for (mx = mmx_handles; mx; mx = mx->next)
-		if (mx->mm == c->mm && mx->uid == c->mx_uid)
-			break;
-	if (mx) {
+	mm = mmx_cache_mm(c);
+	if (mm) {
+		mx = mm->mx;
 		pthread_mutex_lock(&mx->lock);
-		a = mmx_arena_find(mx, c->exec_id);
-		if (a && a->uid == c->uid) {
+		/* In use: its arena is there (a release unuses first). */
+		if (mmx_cache_mm(c)) {
 			mmx_cache_flush_all(c, MALLOCX_TCACHE_NONE);
-			mmx_tcache_put(a, mmx_caches);
+			mmx_tcache_put(mmx_arena_find(mx, c->exec_id),
+				       mmx_caches);
+			mmx_cache_unuse(c);
 		}
 		pthread_mutex_unlock(&mx->lock);
 	}
@@ -680,19 +688,20 @@ static void mmx_thread_exit(void *unused MMX_UNUSED)
 }
 
 /*
- * The calling thread's slot for @exec_id of @mm: the one it had, checked
- * again after a release, or another one, emptied.
+ * A slot of the calling thread for a new exec id: an unused cache, an
+ * empty slot, or the least recently used cache, emptied.
  */
-static struct mmx_cache **mmx_slot_pick(struct memmgr *mm, uint64_t exec_id)
+static struct mmx_cache *mmx_slot_pick(void)
 {
 	struct mmx_cache **slot;
 	unsigned int i;
 
 	for (i = 0; i < MMX_SLOTS; i++) {
 		slot = &mmx_caches[i];
-		if (*slot && (*slot)->mm == mm && (*slot)->exec_id == exec_id &&
-		    (*slot)->mx_uid == mm->mx->uid)
-			return slot;
+		if (*slot && !mmx_cache_mm(*slot)) {
+			mmx_cache_clear(*slot);
+			return *slot;
+		}
 	}
 	/* The least recently used: mmx_cache_find_slow() keeps them so. */
 	for (i = 0; i < MMX_SLOTS - 1 && mmx_caches[i]; i++)
@@ -700,23 +709,19 @@ static struct mmx_cache **mmx_slot_pick(struct memmgr *mm, uint64_t exec_id)
 	slot = &mmx_caches[i];
 	if (*slot) {
 		mmx_cache_drain(*slot);
-		(*slot)->mm = NULL;
-		return slot;
+		return *slot;
 	}
 	*slot = calloc(1, sizeof(**slot));
 	/* A thread that has a cache drains it when it leaves. */
 	if (*slot && mmx_exit_key_ok)
 		pthread_setspecific(mmx_exit_key, mmx_caches);
-	return slot;
+	return *slot;
 }
 
-/*
- * Fill the slot for @exec_id, making its arena and tcache if need be.  A
- * cache whose arena is gone (released) forgets its objects.
- */
+/* Put a cache to use for @exec_id, making its arena and tcache if need be. */
 static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
 {
-	struct mmx_cache **slot = mmx_slot_pick(mm, exec_id), *c = *slot;
+	struct mmx_cache *c = mmx_slot_pick();
 	struct mmx *mx = mm->mx;
 	struct mmx_arena *a;
 	unsigned int tcache;
@@ -731,35 +736,36 @@ static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
 		pthread_mutex_unlock(&mx->lock);
 		return NULL;
 	}
-	if (c->mm != mm || c->uid != a->uid)
-		mmx_cache_clear(c);
-	c->mm = mm;
-	c->mx_uid = mx->uid;
 	c->exec_id = exec_id;
-	c->stamp = mx->stamp;
-	c->uid = a->uid;
 	c->tcache_flags = tcache == MMX_NO_TCACHE ? MALLOCX_TCACHE_NONE :
 			  MALLOCX_TCACHE(tcache);
 	c->flags = MALLOCX_ARENA(a->ind) | c->tcache_flags;
+	c->next = mx->caches;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &mx->caches;
+	mx->caches = c;
+	__atomic_store_n(&c->mm, mm, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&mx->lock);
 	return c;
 }
 
-/*
- * The calling thread's cache for @exec_id of @mm, or NULL (no memory).
- * A cache last checked before the handle's last release may belong to a
- * destroyed arena: its stamp tells, and it is checked again.
- */
-static struct mmx_cache *mmx_cache_find_slow(struct memmgr *mm,
-					     uint64_t exec_id, uint64_t stamp)
+static inline bool mmx_cache_is(const struct mmx_cache *c,
+				const struct memmgr *mm, uint64_t exec_id)
+{
+	return c && mmx_cache_mm(c) == mm && c->exec_id == exec_id;
+}
+
+/* The calling thread's cache for @exec_id of @mm, or NULL (no memory). */
+static MMX_SLOW struct mmx_cache *mmx_cache_find_slow(struct memmgr *mm,
+						      uint64_t exec_id)
 {
 	struct mmx_cache *c = NULL;
 	unsigned int i;
 
 	for (i = 1; i < MMX_SLOTS; i++) {
 		c = mmx_caches[i];
-		if (c && c->mm == mm && c->exec_id == exec_id &&
-		    c->stamp == stamp)
+		if (mmx_cache_is(c, mm, exec_id))
 			break;
 	}
 	if (i == MMX_SLOTS)
@@ -777,18 +783,17 @@ static struct mmx_cache *mmx_cache_find_slow(struct memmgr *mm,
 static inline struct mmx_cache *mmx_cache_find(struct memmgr *mm,
 					       uint64_t exec_id)
 {
-	uint64_t stamp = __atomic_load_n(&mm->mx->stamp, __ATOMIC_ACQUIRE);
 	struct mmx_cache *c = mmx_caches[0];
 
 	/* Most threads use one exec id at a time: its slot is the first. */
-	if (c && c->mm == mm && c->exec_id == exec_id && c->stamp == stamp)
+	if (mmx_cache_is(c, mm, exec_id))
 		return c;
-	return mmx_cache_find_slow(mm, exec_id, stamp);
+	return mmx_cache_find_slow(mm, exec_id);
 }
 
 /* The cache of class @cls is empty: take half its room from jemalloc. */
-static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
-			unsigned int cls)
+static MMX_SLOW void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
+				 unsigned int cls)
 {
 	unsigned int i, nr = mmx_class_objs[cls] / 2;
 	void *ptr;
@@ -809,8 +814,8 @@ static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 }
 
 /* An object not cached: larger than MMX_CACHE_MAX, or zeroed. */
-static void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
-			   size_t size, int flags)
+static MMX_SLOW void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
+				    size_t size, int flags)
 {
 	void *ptr;
 
@@ -829,10 +834,6 @@ void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
 	struct mmx_cache *c;
 	unsigned int cls;
 
-	if (!mm->mx) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	c = mmx_cache_find(mm, exec_id);
 	if (unlikely(!c)) {
 		errno = ENOMEM;
@@ -865,10 +866,6 @@ void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
 			       mmx_class_size[mmx_size_class[(bytes + 7) >> 3]]);
 		return ptr;
 	}
-	if (!mm->mx) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	c = mmx_cache_find(mm, exec_id);
 	if (!c) {
 		errno = ENOMEM;
@@ -882,7 +879,7 @@ void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
  * id's cache cannot be had (@c NULL, no memory for it): straight to its
  * arena.
  */
-static void mmx_free_slow(const struct mmx_cache *c, void *ptr)
+static MMX_SLOW void mmx_free_slow(const struct mmx_cache *c, void *ptr)
 {
 	if (c) {
 		memmgr_je_dallocx(ptr, c->tcache_flags);
@@ -1011,6 +1008,18 @@ size_t memmgr_usable_size(struct memmgr *mm, const void *ptr)
 	return cls ? mmx_class_size[cls - 1] : memmgr_je_sallocx(ptr, 0);
 }
 
+/* Take the caches of @exec_id (or all) out of use: mmx.lock held. */
+static void mmx_caches_unuse(struct mmx *mx, uint64_t exec_id, bool all)
+{
+	struct mmx_cache *c = mx->caches, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (all || c->exec_id == exec_id)
+			mmx_cache_unuse(c);
+	}
+}
+
 /**
  * mmx_release() - forget every object of an exec id
  * @mm:		the handle, its mutex not held
@@ -1018,8 +1027,8 @@ size_t memmgr_usable_size(struct memmgr *mm, const void *ptr)
  *
  * Destroys the exec id's arena and tcaches; its chunks stay in the
  * handle's tables, for the caller's MEMMGR_IOC_RELEASE, which frees them,
- * or for mmx_forget_locked() if that fails.  Every thread's caches of the
- * handle are checked again before their next use.
+ * or for mmx_forget_locked() if that fails.  Every thread's cache of the
+ * exec id is out of use from now on: its thread finds it so.
  */
 void mmx_release(struct memmgr *mm, uint64_t exec_id)
 {
@@ -1031,7 +1040,7 @@ void mmx_release(struct memmgr *mm, uint64_t exec_id)
 	pthread_mutex_lock(&mx->lock);
 	a = mmx_arena_find(mx, exec_id);
 	if (a) {
-		__atomic_store_n(&mx->stamp, mmx_new_uid(), __ATOMIC_RELEASE);
+		mmx_caches_unuse(mx, exec_id, false);
 		mmx_arena_destroy(mx, a);
 	}
 	pthread_mutex_unlock(&mx->lock);
@@ -1056,13 +1065,6 @@ int mmx_init(struct memmgr *mm)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&mx->lock, NULL);
-	mx->stamp = mmx_new_uid();
-	mx->uid = mmx_new_uid();
-	mx->mm = mm;
-	pthread_mutex_lock(&mmx_global);
-	mx->next = mmx_handles;
-	mmx_handles = mx;
-	pthread_mutex_unlock(&mmx_global);
 	mm->mx = mx;
 	return 0;
 }
@@ -1087,20 +1089,22 @@ static void mmx_free_tree(struct mmx *mx)
  * @mm:		the handle, its mutex not held; its chunks are still mapped
  *
  * The chunks stay in the handle's tables, for memmgr_close() to drop.
- * Caches of the handle in other threads are forgotten when next used.
+ * Caches of the handle in other threads are out of use: their threads
+ * find them so.
  */
 void mmx_fini(struct memmgr *mm)
 {
-	struct mmx *mx = mm->mx, **pos;
+	struct mmx *mx = mm->mx;
 	struct mm_hnode *n;
 	size_t i;
 
 	if (!mx)
 		return;
+	/* Under mmx_global: see mmx_cache_drain(). */
 	pthread_mutex_lock(&mmx_global);
-	for (pos = &mmx_handles; *pos != mx; pos = &(*pos)->next)
-		;
-	*pos = mx->next;
+	pthread_mutex_lock(&mx->lock);
+	mmx_caches_unuse(mx, 0, true);
+	pthread_mutex_unlock(&mx->lock);
 	pthread_mutex_unlock(&mmx_global);
 	for (i = 0; i < mx->arenas.nr_slots; i++)
 		while ((n = mx->arenas.slots[i]))
