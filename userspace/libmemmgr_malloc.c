@@ -146,11 +146,16 @@ struct mmx_arena {
 
 /*
  * The last level of the radix tree: per page, its chunk, and the cached
- * size class + 1 of the objects in it (0: an object not cached, or none).
+ * size class + 1 of the objects in it (0: an object not cached, or none),
+ * side by side: a free reads both from one cache line.
  */
+struct mmx_page {
+	struct mm_map *map;
+	uint8_t cls;
+};
+
 struct mmx_leaf {
-	struct mm_map *map[MMX_FANOUT];
-	uint8_t cls[MMX_FANOUT];
+	struct mmx_page page[MMX_FANOUT];
 };
 
 /* A handle's allocator. */
@@ -248,9 +253,10 @@ static MMX_INLINE struct mm_map *mmx_lookup(const struct memmgr *mm,
 	leaf = mmx_leaf(mm->mx, pn);
 	if (!leaf)
 		return NULL;
-	map = __atomic_load_n(&leaf->map[pn & MMX_MASK], __ATOMIC_ACQUIRE);
+	map = __atomic_load_n(&leaf->page[pn & MMX_MASK].map,
+			      __ATOMIC_ACQUIRE);
 	if (map && clsp)
-		*clsp = __atomic_load_n(&leaf->cls[pn & MMX_MASK],
+		*clsp = __atomic_load_n(&leaf->page[pn & MMX_MASK].cls,
 					__ATOMIC_RELAXED);
 	return map;
 }
@@ -267,8 +273,8 @@ static void mmx_note(const struct memmgr *mm, const void *ptr,
 	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
 	struct mmx_leaf *leaf = mmx_leaf(mm->mx, pn);
 
-	if (leaf->cls[pn & MMX_MASK] != cls)
-		__atomic_store_n(&leaf->cls[pn & MMX_MASK], cls,
+	if (leaf->page[pn & MMX_MASK].cls != cls)
+		__atomic_store_n(&leaf->page[pn & MMX_MASK].cls, cls,
 				 __ATOMIC_RELAXED);
 }
 
@@ -307,9 +313,9 @@ static int mmx_set_locked(struct memmgr *mm, struct mm_map *map,
 				       sizeof(*leaf));
 		if (!leaf)
 			return -ENOMEM;
-		__atomic_store_n(&leaf->map[pn & MMX_MASK], val,
+		__atomic_store_n(&leaf->page[pn & MMX_MASK].map, val,
 				 __ATOMIC_RELEASE);
-		__atomic_store_n(&leaf->cls[pn & MMX_MASK], 0,
+		__atomic_store_n(&leaf->page[pn & MMX_MASK].cls, 0,
 				 __ATOMIC_RELAXED);
 	}
 	return 0;
