@@ -104,7 +104,7 @@ struct mmx_arena_config {
 #define MMX_INLINE	inline __attribute__((always_inline))
 
 /* Chunks grow from jemalloc's first (2 MiB) up to this many bytes. */
-#define MMX_GROW_LIMIT	(8UL << 20)
+#define MMX_GROW_LIMIT	(4 * MEMMGR_CHUNK_MIN)	/* libmemmgr.h says 4 times */
 
 /*
  * The thread caches: objects up to MMX_CACHE_MAX bytes are kept per size
