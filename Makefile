@@ -29,7 +29,7 @@ HOSTCFLAGS := -O2 -g -Wall -Werror -Iuapi -Imodule -I$(KSFT_DIR) \
 # check and demo install what is missing first, then build in a fresh make
 # that sees what was installed.
 .PHONY: all deps module module-debug userspace selftests unit lint check \
-	demo clean print-stock-image ksrc install
+	demo clean print-stock-image ksrc install sqlite
 
 all: module userspace selftests
 
@@ -94,8 +94,14 @@ unit: $(BUILD)/unit/policy_test
 lint: ksrc
 	@selftests/lint.sh "$(KDIR)"
 
+# SQLite's programs on memmgr (selftests/sqlite): speedtest1, the TCL
+# suite's testfixture, the sqlite3 shell for LD_PRELOAD; the first time it
+# downloads Debian's sqlite3 source package into build/.
+sqlite: userspace
+	$(MAKE) -C selftests/sqlite TOP=$(TOP)
+
 check: deps
-	$(MAKE) all module-debug $(BUILD)/unit/policy_test
+	$(MAKE) all module-debug sqlite $(BUILD)/unit/policy_test
 	@selftests/check.sh "$(KDIR)"
 
 demo: deps

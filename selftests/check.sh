@@ -8,6 +8,8 @@
 #   4. the kselftests in a VM on Debian's stock kernel
 #   5. the same on the debug kernel (KASAN, lockdep, kmemleak, ...), plus
 #      the KUnit suites, fault injection and the stress run
+#   6. SQLite on memmgr: speedtest1, several processes, LD_PRELOAD, and
+#      SQLite's own TCL test suite (stock kernel)
 # Counts come from each TAP run's '# Totals:' line; a run whose VM reported
 # a kernel problem, or that printed no totals, counts as a failure.
 # Usage: selftests/check.sh KDIR (the top-level Makefile passes it).
@@ -96,7 +98,7 @@ loaded_tests=(memmgr_test memmgr_badinput_test memmgr_evict_test
 	memmgr_mode_test memmgr_fair_test memmgr_iface_test.sh libmemmgr_test
 	memmgr_offset_test memmgr_compat32_test memmgr_queue_test memmgr_window_test
 	memmgr_state_test memmgr_batch_test memmgr_malloc_test
-	memmgrctl_test.sh)
+	memmgr_sqlite_pcache_test memmgrctl_test.sh)
 
 tap unit 1 "$top/build/unit/policy_test"
 single lint "$top/selftests/lint.sh" "$kdir"
@@ -123,6 +125,19 @@ tap stock-stress 1 "$vm" --params "total=64M" --timeout 600 -- \
 tap debug-stress 1 "$vm" --kernel debug --params "total=64M" --timeout 900 -- \
 	memmgr_stress --seconds 60
 tap debug-kunit 1 "$vm" --kernel debug --no-load -- memmgr_kunit_test.sh
+# SQLite on memmgr (issue 14): speedtest1 --verify with eviction, three
+# processes at once, the sqlite3 shell under LD_PRELOAD (about 50 s).
+tap stock-sqlite 1 "$vm" --params "total=32M storage_pct=25" --timeout 600 \
+	--add "$top/build/sqlite/speedtest1" \
+	--add "$top/build/sqlite/memmgr_sqlite_multi" \
+	--add "$top/build/sqlite/memmgr_sqlite_test.sh" \
+	--tar "$top/build/sqlite/preload.tar" -- memmgr_sqlite_test.sh
+# SQLite's own TCL test suite (selftests/sqlite/tcl_tests.txt) with
+# memmgr's page cache and allocator, as an unprivileged user, with a
+# storage quota of 2.5 MiB (about 8 minutes).
+tap stock-sqlite-tcl 1 "$vm" --params "total=256M storage_pct=1" \
+	--timeout 1500 --tar "$top/build/sqlite/tcl-suite.tar" -- \
+	memmgr_sqlite_tcl.sh
 # The benchmark's quick mode: every case runs end to end; no figure judged.
 single stock-bench-quick "$vm" --no-load --timeout 300 -- \
 	memmgr_bench --quick --module /lib/modules/memmgr.ko --params total=256M

@@ -6,7 +6,8 @@ set -eu
 
 pkgs="linux-headers-amd64 linux-image-amd64 linux-source-6.1 qemu-system-x86
 busybox-static cpio sparse flex bison bc libelf-dev libssl-dev perl gcc make
-kmod dkms libjemalloc-dev gnuplot-nox xz-utils gcc-multilib libsqlite3-dev"
+kmod dkms libjemalloc-dev gnuplot-nox xz-utils gcc-multilib libsqlite3-dev
+tcl8.6-dev sqlite3 dpkg-dev"
 
 missing=
 for p in $pkgs; do

@@ -5,10 +5,11 @@
 #
 #   selftests/vm.sh [--kernel stock|debug] [--mem MB] [--smp N]
 #                   [--params "total=256M ..."] [--no-load] [--timeout S]
-#                   [--faults] [--add FILE]... -- COMMAND [ARGS...]
+#                   [--faults] [--add FILE]... [--tar FILE]... -- COMMAND [ARGS...]
 #
 # Builds an initramfs (busybox-static, memmgr.ko, the selftests, the
-# userspace programs and every --add FILE, all on the guest's PATH), boots
+# userspace programs and every --add FILE, all on the guest's PATH, and
+# every --tar FILE unpacked at the guest's root), boots
 # QEMU, loads memmgr.ko with --params (unless --no-load), runs COMMAND and
 # exits with its status.  It exits non-zero, printing the guest's kernel log,
 # when the kernel reported a BUG, WARNING, KASAN, lockdep, kmemleak or UBSAN
@@ -35,6 +36,7 @@ load=1
 timeout=300
 faults=0
 adds=()
+tars=()
 
 usage() {
 	sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--smp) smp=$2; shift 2 ;;
 	--params) params=$2; shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
+	--tar) tars+=("$2"); shift 2 ;;
 	--no-load) load=0; shift ;;
 	--faults) faults=1; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -92,6 +95,9 @@ find "$top/build/ko-$kernel" "$top/build/ko-selftests-$kernel" -name '*.ko' \
 	! -path "$ko" -exec cp {} "$root/lib/modules/" \; 2>/dev/null
 for f in "${adds[@]}"; do
 	cp "$f" "$root/usr/bin/"
+done
+for f in "${tars[@]}"; do
+	tar -xf "$f" -C "$root"
 done
 
 # The command, quoted for the guest's shell.

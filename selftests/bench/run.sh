@@ -9,6 +9,9 @@
 #   build/bench/malloc.txt    case 12's matrix (every size, loop shape,
 #                             allocator, 1 and 2 threads)
 #   build/bench/sizes.png     the size sweeps (cases 2, 6 and 12), gnuplot
+#   build/bench/sqlite.txt    SQLite's speedtest1 stock and on memmgr
+#                             (selftests/sqlite/bench_sqlite.sh, a second
+#                             VM; its output in sqlite-output.txt)
 #
 # First, on the host, the allocation trace that case 14 replays
 # (selftests/bench/Makefile: SQLite's speedtest1 through malloc_trace;
@@ -36,11 +39,30 @@ trace=$out/sqlite-speedtest1.trace
 	--trace "/usr/bin/$(basename "$trace")" "$@" |
 	tee "$out/output.txt" |
 	sed '/^@@memmgr-bench-[a-z]*-begin$/,/^@@memmgr-bench-[a-z]*-end$/d'
-# The table once more, as the last thing on the screen.
+# SQLite on memmgr (selftests/sqlite/bench_sqlite.sh): speedtest1 stock
+# and with memmgr's page cache and allocator, in a VM of its own (the
+# script loads memmgr itself, with each case's module parameters);
+# --quick makes it quick too.
+make -s -C "$top/selftests/sqlite" TOP="$top" bench
+sqlite_args=()
+for a in "$@"; do
+	if [ "$a" = --quick ]; then
+		sqlite_args=(--quick)
+	fi
+done
+"$top/selftests/vm.sh" --no-load --timeout 1800 \
+	--add "$top/build/sqlite/speedtest1" \
+	--add "$top/build/sqlite/bench_sqlite.sh" -- \
+	bench_sqlite.sh "${sqlite_args[@]}" |
+	tee "$out/sqlite-output.txt" |
+	sed '/^@@memmgr-bench-[a-z]*-begin$/,/^@@memmgr-bench-[a-z]*-end$/d'
+# The tables once more, as the last thing on the screen.
 block() {
 	sed -n "/^@@memmgr-bench-$1-begin\$/,/^@@memmgr-bench-$1-end\$/{//!p}" \
-		"$out/output.txt"
+		"${2:-$out/output.txt}"
 }
+block sqlite "$out/sqlite-output.txt" >"$out/sqlite.txt"
+[ -s "$out/sqlite.txt" ] || { echo "bench: no sqlite table in the guest's output" >&2; exit 1; }
 block table >"$out/table.txt"
 block json >"$out/results.json"
 block sizes >"$out/sizes.dat"
@@ -52,6 +74,8 @@ done
 echo
 grep -q '^[0-9]' "$out/malloc.txt" && cat "$out/malloc.txt" && echo
 cat "$out/table.txt"
+echo
+cat "$out/sqlite.txt"
 title=$(sed -n 's/^memmgr_bench.*: \([0-9-]*\)T.*, kernel \([^,]*\),.*/\1, \2/p' \
 	"$out/output.txt")
 malloc=0
