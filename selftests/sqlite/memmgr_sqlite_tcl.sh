@@ -287,7 +287,7 @@ count=0
 for t in $tests; do
 	count=$((count + 1))
 done
-count=$((count + 3 * uses_pcache + uses_malloc))
+count=$((count + (2 + with_pressure) * uses_pcache + uses_malloc))
 echo "1..$count"
 n=0
 pass=0
