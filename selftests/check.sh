@@ -132,12 +132,22 @@ tap stock-sqlite 1 "$vm" --params "total=32M storage_pct=25" --timeout 600 \
 	--add "$top/build/sqlite/memmgr_sqlite_multi" \
 	--add "$top/build/sqlite/memmgr_sqlite_test.sh" \
 	--tar "$top/build/sqlite/preload.tar" -- memmgr_sqlite_test.sh
+# The same, short, on the debug kernel: a 1.3 MB database over a 1 MB
+# storage quota, three processes of 0.75 MB each (about 3 minutes).
+tap debug-sqlite 1 "$vm" --kernel debug --params "total=16M storage_pct=6" \
+	--timeout 900 \
+	--add "$top/build/sqlite/speedtest1" \
+	--add "$top/build/sqlite/memmgr_sqlite_multi" \
+	--add "$top/build/sqlite/memmgr_sqlite_test.sh" \
+	--tar "$top/build/sqlite/preload.tar" -- \
+	sh -c "ST_SIZE=5 ST_CACHE=300 MULTI_ROWS=4000 MULTI_PASSES=1 memmgr_sqlite_test.sh"
 # SQLite's own TCL test suite (selftests/sqlite/tcl_tests.txt) with
 # memmgr's page cache and allocator, as an unprivileged user, with a
-# storage quota of 2.5 MiB (about 8 minutes).
+# storage quota of 2.5 MiB, then inserts beside a process that keeps the
+# quota full of pinned pages (about 8 minutes).
 tap stock-sqlite-tcl 1 "$vm" --params "total=256M storage_pct=1" \
 	--timeout 1500 --tar "$top/build/sqlite/tcl-suite.tar" -- \
-	memmgr_sqlite_tcl.sh
+	memmgr_sqlite_tcl.sh --pressure
 # The benchmark's quick mode: every case runs end to end; no figure judged.
 single stock-bench-quick "$vm" --no-load --timeout 300 -- \
 	memmgr_bench --quick --module /lib/modules/memmgr.ko --params total=256M

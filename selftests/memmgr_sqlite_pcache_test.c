@@ -132,6 +132,26 @@ TEST(install_errors)
 	ASSERT_EQ(SQLITE_OK, sqlite3_initialize());
 }
 
+/* MEMMGR_SQLITE's words, as the LD_PRELOAD constructor reads them. */
+TEST(parse_words)
+{
+	const int both = MEMMGR_SQLITE_PCACHE | MEMMGR_SQLITE_MALLOC;
+
+	ASSERT_EQ(0, memmgr_sqlite_parse(NULL));
+	ASSERT_EQ(0, memmgr_sqlite_parse(""));
+	ASSERT_EQ(0, memmgr_sqlite_parse(",,"));
+	ASSERT_EQ(MEMMGR_SQLITE_PCACHE, memmgr_sqlite_parse("pcache"));
+	ASSERT_EQ(MEMMGR_SQLITE_MALLOC, memmgr_sqlite_parse("malloc"));
+	ASSERT_EQ(both, memmgr_sqlite_parse("pcache,malloc"));
+	ASSERT_EQ(both, memmgr_sqlite_parse(",malloc,,pcache,"));
+	ASSERT_EQ(MEMMGR_SQLITE_PCACHE, memmgr_sqlite_parse("pcache,pcache"));
+	ASSERT_EQ(-EINVAL, memmgr_sqlite_parse("pcache,x"));
+	ASSERT_EQ(-EINVAL, memmgr_sqlite_parse("pcachemalloc"));
+	ASSERT_EQ(-EINVAL, memmgr_sqlite_parse("pcach"));
+	ASSERT_EQ(-EINVAL, memmgr_sqlite_parse("PCACHE"));
+	ASSERT_EQ(-EINVAL, memmgr_sqlite_parse("pcache malloc"));
+}
+
 TEST(fetch_unpin_fetch)
 {
 	sqlite3_pcache_page *pg, *again;
@@ -401,6 +421,62 @@ TEST(caches_apart)
 }
 
 /* SQLite's allocations in execution memory, and SQL on both. */
+/*
+ * A page from execution memory is never packed right before another
+ * object of the allocator: SQLite's btree takes a cell that contains the
+ * end of its page's buffer for corruption, and one of its cell buffers
+ * (BtShared's pTmpSpace) is a page-sized sqlite3_malloc() whose first
+ * byte is a cell's.  Before the fix, a 1 KiB page taken right after a
+ * 1 KiB object ended where that object began (the allocator's caches are
+ * last in, first out), and SQLite failed sound inserts with "database
+ * disk image is malformed" (memmgr_sqlite_tcl.sh's pressure check).
+ */
+#define SMALL_PAGE	1024
+#define ROUNDS		16
+
+TEST(fallback_not_packed)
+{
+	sqlite3_pcache_page *fb[ROUNDS];
+	void *obj[ROUNDS];
+	sqlite3_pcache *pc;
+	struct memmgr *filler;
+	int i, j;
+
+	ASSERT_EQ(0, install(MEMMGR_SQLITE_PCACHE | MEMMGR_SQLITE_MALLOC));
+	pc = methods.xCreate(SMALL_PAGE, EXTRA, 1);
+	ASSERT_NE(NULL, pc);
+	methods.xCachesize(pc, 100);
+	filler = fill_storage();
+	ASSERT_NE(NULL, filler);
+	for (i = 0; i < ROUNDS; i++) {
+		obj[i] = sqlite3_malloc(SMALL_PAGE);
+		ASSERT_NE(NULL, obj[i]);
+		fb[i] = methods.xFetch(pc, i + 1, 2);
+		ASSERT_NE(NULL, fb[i]);
+		memset(fb[i]->pBuf, i, SMALL_PAGE);
+		memset(obj[i], 0xff - i, SMALL_PAGE);
+	}
+	ASSERT_EQ(ROUNDS, stats().fallbacks);
+	for (i = 0; i < ROUNDS; i++) {
+		for (j = 0; j < ROUNDS; j++)
+			if ((char *)fb[i]->pBuf + SMALL_PAGE == obj[j])
+				break;
+		ASSERT_EQ(ROUNDS, j)
+			TH_LOG("page %d ends where object %d begins", i, j);
+		ASSERT_TRUE(all_bytes(fb[i]->pBuf, i, SMALL_PAGE));
+		ASSERT_TRUE(all_bytes(obj[i], 0xff - i, SMALL_PAGE));
+		/* The page's buffer has 8 bytes more than the page. */
+		ASSERT_LE(SMALL_PAGE + 8, sqlite3_msize(fb[i]->pBuf));
+	}
+	for (i = 0; i < ROUNDS; i++) {
+		methods.xUnpin(pc, fb[i], 1);
+		sqlite3_free(obj[i]);
+	}
+	methods.xDestroy(pc);
+	memmgr_close(filler);
+	ASSERT_EQ(0, storage_used());
+}
+
 TEST(malloc_and_sql)
 {
 	uint64_t before = figures().pool[MEMMGR_POOL_EXEC].used;

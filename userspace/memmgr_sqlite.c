@@ -344,14 +344,30 @@ static void page_drop(struct mcache *c, struct mpage *p)
 	header_free(p);
 }
 
-/* A page in execution memory, never evicted: storage is full of pins. */
+/*
+ * A page in execution memory, never evicted: storage is full of pins.
+ *
+ * PAGE_SLACK bytes after the page's are ours too: SQLite's btree takes
+ * a cell whose bytes contain the end of its source page's buffer for
+ * corruption (balance_nonroot(): SQLITE_WITHIN(pSrcEnd, pCell, ...)), and
+ * a cell may lie in its own page-sized temporary buffer (BtShared's
+ * pTmpSpace, from sqlite3_malloc()), whose first byte the check counts in
+ * the cell.  With an allocator that packed a page right before that
+ * buffer, a sound insert failed with "database disk image is malformed".
+ * pcache1 never packs them so: its page's extra bytes follow the page.
+ * Storage buffers are whole memmgr pages, and the allocator never begins
+ * an object where a buffer of the window ends (libmemmgr_malloc.c).
+ */
+#define PAGE_SLACK	8
+
 static struct mpage *fallback_page(struct mcache *c)
 {
 	struct mpage *p = header_alloc(c);
 
 	if (!p)
 		return NULL;
-	p->base.pBuf = memmgr_malloc(mm, MEMMGR_SQLITE_EXEC_ID, c->sz_page);
+	p->base.pBuf = memmgr_malloc(mm, MEMMGR_SQLITE_EXEC_ID,
+				     (size_t)c->sz_page + PAGE_SLACK);
 	if (!p->base.pBuf) {
 		header_free(p);
 		return NULL;
@@ -872,18 +888,13 @@ void memmgr_sqlite_get_stats(struct memmgr_sqlite_stats *st)
 	};
 }
 
-#ifdef MEMMGR_SQLITE_SHARED
-/*
- * LD_PRELOAD: MEMMGR_SQLITE="pcache", "malloc" or "pcache,malloc" installs
- * what it names when the shared object is loaded, before the program's
- * main(); MEMMGR_SQLITE_STATS prints the page cache's counters at exit.
- * Silent on failure unless MEMMGR_SQLITE_VERBOSE is set.
- */
-static unsigned int preload_flags(const char *s)
+int memmgr_sqlite_parse(const char *s)
 {
-	unsigned int flags = 0;
+	int flags = 0;
 	size_t n;
 
+	if (!s)
+		return 0;
 	while (*s) {
 		n = strcspn(s, ",");
 		if (n == 6 && !strncmp(s, "pcache", n))
@@ -891,11 +902,19 @@ static unsigned int preload_flags(const char *s)
 		else if (n == 6 && !strncmp(s, "malloc", n))
 			flags |= MEMMGR_SQLITE_MALLOC;
 		else if (n)
-			return 0;
+			return -EINVAL;
 		s += n + (s[n] == ',');
 	}
 	return flags;
 }
+
+#ifdef MEMMGR_SQLITE_SHARED
+/*
+ * LD_PRELOAD: MEMMGR_SQLITE="pcache", "malloc" or "pcache,malloc" installs
+ * what it names when the shared object is loaded, before the program's
+ * main(); MEMMGR_SQLITE_STATS prints the page cache's counters at exit.
+ * Silent on failure unless MEMMGR_SQLITE_VERBOSE is set.
+ */
 
 static void preload_stats(void)
 {
@@ -912,13 +931,12 @@ static void preload_stats(void)
 __attribute__((constructor)) static void preload_install(void)
 {
 	const char *env = getenv("MEMMGR_SQLITE");
-	unsigned int flags;
-	int ret;
+	int flags, ret;
 
 	if (!env)
 		return;
-	flags = preload_flags(env);
-	ret = flags ? memmgr_sqlite_install(flags) : -EINVAL;
+	flags = memmgr_sqlite_parse(env);
+	ret = flags > 0 ? memmgr_sqlite_install(flags) : -EINVAL;
 	if (ret && getenv("MEMMGR_SQLITE_VERBOSE"))
 		fprintf(stderr, "memmgr_sqlite: MEMMGR_SQLITE=%s: %s\n", env,
 			memmgr_strerror(ret));

@@ -61,6 +61,19 @@ extern "C" {
 int memmgr_sqlite_install(unsigned int flags);
 
 /**
+ * memmgr_sqlite_parse() - the flags a MEMMGR_SQLITE string names
+ * @s:		"pcache", "malloc", or both separated by a comma (empty
+ *		words are skipped); or NULL
+ *
+ * What the LD_PRELOAD constructor reads, for programs that take the same
+ * setting.
+ *
+ * Return: the flags for memmgr_sqlite_install(); 0 when @s is NULL or
+ * names nothing; -EINVAL when it has another word.
+ */
+int memmgr_sqlite_parse(const char *s);
+
+/**
  * struct memmgr_sqlite_stats - what the page cache did, since install
  * @fetches:	xFetch calls
  * @hits:	fetches that found their page, its memory still there

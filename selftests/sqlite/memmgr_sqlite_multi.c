@@ -214,26 +214,6 @@ static void workload(struct child *c, int pass)
 	query(c, pass, "check", "PRAGMA integrity_check", 1, 0);
 }
 
-static int parse_flags(const char *s)
-{
-	char buf[64], *tok, *save;
-	int flags = 0;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	strcpy(buf, s);
-	for (tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(tok, "pcache"))
-			flags |= MEMMGR_SQLITE_PCACHE;
-		else if (!strcmp(tok, "malloc"))
-			flags |= MEMMGR_SQLITE_MALLOC;
-		else
-			return -1;
-	}
-	return flags ? flags : -1;
-}
-
 static void install(struct child *c)
 {
 	const char *env = getenv("MEMMGR_SQLITE");
@@ -241,8 +221,8 @@ static void install(struct child *c)
 
 	if (!env || !*env)
 		return;
-	flags = parse_flags(env);
-	if (flags < 0)
+	flags = memmgr_sqlite_parse(env);
+	if (flags <= 0)
 		die(c, "MEMMGR_SQLITE=%s: want pcache, malloc or pcache,malloc",
 		    env);
 	rc = memmgr_sqlite_install(flags);

@@ -18,16 +18,15 @@
 #
 # One TAP test per file: ok when testfixture exits 0 and says "0 errors
 # out of M tests", and, with memmgr, when its processes installed memmgr
-# and none failed to.  Then, with --pressure and the page cache: a
-# transaction that
-# rolls back to a savepoint in WAL mode (walcksum-2.1's) 40 times beside a
-# second process that keeps the storage quota full of pinned pages, so
-# that the first one's pages come from execution memory (createFlag 2)
-# and its unpinned ones are evicted by the other process: every database
-# must pass PRAGMA integrity_check (KNOWN TO FAIL with pcache,malloc:
-# 25 of 40 databases malformed in one run, 0 of 10 with either part alone
-# or without the other process; not diagnosed yet, so not in make check);
-# and that memmgr was used: storage
+# and none failed to.  Then, with --pressure and the page cache (make
+# check runs it so): a transaction that rolls back to a savepoint in WAL
+# mode (walcksum-2.1's) 40 times beside a second process that keeps the
+# storage quota full of pinned pages, so that the first one's pages come
+# from execution memory (createFlag 2) and its unpinned ones are evicted
+# by the other process: every statement must succeed and every database
+# pass PRAGMA integrity_check (with pcache,malloc, 1 KiB pages packed
+# against SQLite's own 1 KiB buffers once failed 25 of 40:
+# memmgr_sqlite.c, fallback_page()).  And that memmgr was used: storage
 # allocations and evictions in memmgr's counters (memmgrctl stats) and
 # evicted pages fetched again in the page caches'; with the allocator,
 # execution allocations.  Prints each file's time and test count, the

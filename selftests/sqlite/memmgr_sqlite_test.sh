@@ -19,7 +19,9 @@
 #        and with LD_PRELOAD=libmemmgr_sqlite.so MEMMGR_SQLITE=pcache,malloc:
 #        the same output, and the page cache's stats line shows fetches
 # TAP, with the kselftest totals.  Figures (hashes, eviction counts,
-# times) are on '#' lines.
+# times) are on '#' lines.  ST_SIZE, ST_CACHE, MULTI_ROWS and MULTI_PASSES
+# in the environment make it smaller, with a smaller quota: make check's
+# debug-kernel run is 5, 300, 4000 and 1 with total=16M storage_pct=6.
 . "$(dirname "$0")/memmgr_tap.sh"
 
 # speedtest1: about 10 MiB of database, a cache of 2400 pages (9.4 MiB of

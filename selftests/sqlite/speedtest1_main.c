@@ -20,27 +20,6 @@
 
 int speedtest1_main(int argc, char **argv);
 
-/* MEMMGR_SQLITE's value as install flags; -1 when it names no flag. */
-static int parse_flags(const char *s)
-{
-	char buf[64], *tok, *save;
-	int flags = 0;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	strcpy(buf, s);
-	for (tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(tok, "pcache"))
-			flags |= MEMMGR_SQLITE_PCACHE;
-		else if (!strcmp(tok, "malloc"))
-			flags |= MEMMGR_SQLITE_MALLOC;
-		else
-			return -1;
-	}
-	return flags ? flags : -1;
-}
-
 static void print_stats(void)
 {
 	struct memmgr_sqlite_stats st;
@@ -60,8 +39,8 @@ int main(int argc, char **argv)
 
 	if (!env || !*env)
 		return speedtest1_main(argc, argv);
-	flags = parse_flags(env);
-	if (flags < 0) {
+	flags = memmgr_sqlite_parse(env);
+	if (flags <= 0) {
 		fprintf(stderr, "speedtest1: MEMMGR_SQLITE=%s: want pcache, malloc or pcache,malloc\n",
 			env);
 		return 2;

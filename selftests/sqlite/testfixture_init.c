@@ -52,27 +52,6 @@ int memmgr_sqlite_testfixture_init(const char *unused);
 /* Installed in this process. */
 static bool installed;
 
-/* MEMMGR_SQLITE as flags: 0 when unset or empty, -EINVAL when unknown. */
-static int env_flags(const char *s)
-{
-	int flags = 0;
-	size_t n;
-
-	if (!s)
-		return 0;
-	while (*s) {
-		n = strcspn(s, ",");
-		if (n == 6 && !strncmp(s, "pcache", n))
-			flags |= MEMMGR_SQLITE_PCACHE;
-		else if (n == 6 && !strncmp(s, "malloc", n))
-			flags |= MEMMGR_SQLITE_MALLOC;
-		else if (n)
-			return -EINVAL;
-		s += n + (s[n] == ',');
-	}
-	return flags;
-}
-
 /* Appends @line to the file MEMMGR_SQLITE_TF_LOG names, if any. */
 static void log_line(const char *line)
 {
@@ -143,7 +122,7 @@ int memmgr_sqlite_testfixture_init(const char *unused)
 	(void)unused;
 	if (installed || busy)
 		return SQLITE_OK;
-	flags = env_flags(getenv("MEMMGR_SQLITE"));
+	flags = memmgr_sqlite_parse(getenv("MEMMGR_SQLITE"));
 	if (!flags)
 		return SQLITE_OK;
 	busy = true;
