@@ -39,8 +39,6 @@
 #define KiB		1024UL
 #define MiB		(1024UL * 1024)
 #define NR_CLASSES	73	/* jemalloc's classes from 8 B to 8 MiB */
-/* A chunk's buffer: a page more than jemalloc asks for (its lead). */
-#define LEAD		4096
 
 /*
  * jemalloc 5.3's size class of a request, with 4 KiB pages and a 16-byte
@@ -932,7 +930,7 @@ TEST_F_TIMEOUT(alloc, threads_come_and_go, 300)
 		ASSERT_EQ(first, charged(self->mm)) TH_LOG("thread %d", i);
 	}
 	/* 16 objects of 16 KiB (and a page each) fit in the first chunk. */
-	EXPECT_EQ(MEMMGR_CHUNK_MIN + LEAD, first);
+	EXPECT_EQ(MEMMGR_CHUNK_MIN, first);
 	ASSERT_EQ(0, memmgr_release_exec(self->mm, CHURN_ID, &freed));
 	EXPECT_EQ(first, freed);
 	EXPECT_EQ(0, charged(self->mm));
@@ -962,18 +960,14 @@ static int conf_child_run(void)
 	if (!p || !q || memmgr_get_stats(mm, &st))
 		return 3;
 	memset(q, 1, 3 * MiB);
-	/*
-	 * The first chunk (2 MiB), then one for 3 MiB + a page (3.5 MiB),
-	 * each with its lead page.
-	 */
-	if (st.kernel.client_used[EX] !=
-	    MEMMGR_CHUNK_MIN + 3584 * KiB + 2 * LEAD)
+	/* The first chunk (2 MiB), then one for 3 MiB + a page (3.5 MiB). */
+	if (st.kernel.client_used[EX] != MEMMGR_CHUNK_MIN + 3584 * KiB)
 		return 4;
 	if (memmgr_free(mm, q) || memmgr_free(mm, p))
 		return 5;
 	/* Decay off: nothing went back before the release. */
 	if (memmgr_release_exec(mm, CONF_ID, &freed) ||
-	    freed != MEMMGR_CHUNK_MIN + 3584 * KiB + 2 * LEAD)
+	    freed != MEMMGR_CHUNK_MIN + 3584 * KiB)
 		return 6;
 	memmgr_close(mm);
 	return 0;

@@ -343,11 +343,9 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * of execution memory charged to their exec id: a private copy of jemalloc
  * (one arena per exec id) carves them, and asks the kernel for a chunk
  * (one buffer of MEMMGR_CHUNK_MIN bytes at first, then larger ones up to
- * 4 times that, or the object's size if larger; each with one page more,
- * left unused, so that no object begins where another buffer ends) only
- * when the exec id's chunks are full (under pressure, when the kernel
- * declines a chunk, it asks at once for just the pages the object needs,
- * without waiting).
+ * 4 times that, or the object's size if larger) only when the exec id's
+ * chunks are full (under pressure, when the kernel declines a chunk, it
+ * asks at once for just the pages the object needs, without waiting).
  * Each thread keeps a cache per exec id (of the four it used last) of
  * freed objects up to 32 KiB, at most 16 KiB (or two objects) of each
  * size class, and jemalloc's cache behind it.  So an object costs no

@@ -13,8 +13,7 @@
  * Exec ids are arenas.  The first object of an exec id creates a jemalloc
  * arena whose extent hooks (struct mmx_arena) take chunks from the kernel:
  * each chunk is one execution buffer tagged with the exec id, entered in
- * the handle's tables like any other buffer (buffer_alloc()), whose first
- * page jemalloc never gets (mmx_lead()).  jemalloc
+ * the handle's tables like any other buffer (buffer_alloc()).  jemalloc
  * asks for chunks in growing sizes (its "retain" growth, from 2 MiB, here
  * capped at MMX_GROW_LIMIT), carves extents from them and never gives
  * part of one back: memory returns to the kernel when the exec id is
@@ -361,24 +360,13 @@ static struct mmx_arena *mmx_arena_of(extent_hooks_t *hooks)
 }
 
 /*
- * Bytes at the start of a chunk's buffer that jemalloc never gets: so no
- * object begins where the buffer before it in the window ends.  A client
- * may take the byte after its buffer's data for the start of nothing
- * (SQLite's btree does, of its page buffers: memmgr_sqlite.c).
- */
-static size_t mmx_lead(const struct memmgr *mm)
-{
-	return (size_t)1 << mmx_page_shift(mm);
-}
-
-/*
  * A chunk of @size bytes for the arena: a new execution buffer of its
- * exec id, of @size bytes and the lead page, zeroed by the kernel,
- * entered in the tables and the radix tree in one hold of the handle's
- * mutex.  jemalloc asks only for page-aligned chunks at no particular
- * address; anything else is declined.  When the kernel declines, jemalloc
- * asks at once again, for just the extent it needs: that request does not
- * wait (mmx_declined), so a call waits at most the handle's timeout.
+ * exec id, zeroed by the kernel, entered in the tables and the radix tree
+ * in one hold of the handle's mutex.  jemalloc asks only for page-aligned
+ * chunks at no particular address; anything else is declined.  When the
+ * kernel declines, jemalloc asks at once again, for just the extent it
+ * needs: that request does not wait (mmx_declined), so a call waits at
+ * most the handle's timeout.
  */
 static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 			     size_t size, size_t alignment, bool *zero,
@@ -388,11 +376,10 @@ static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 	struct memmgr *mm = a->mm;
 	void *addr;
 
-	if (new_addr || a->dying || alignment > mmx_lead(mm) ||
-	    size > SIZE_MAX - mmx_lead(mm))
+	if (new_addr || a->dying ||
+	    alignment > ((size_t)1 << mmx_page_shift(mm)))
 		return NULL;
-	if (buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id,
-			 size + mmx_lead(mm),
+	if (buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id, size,
 			 mmx_declined ? 0 : get_timeout(mm), MM_ALLOC_MX_CHUNK,
 			 &addr)) {
 		mmx_declined = true;
@@ -400,7 +387,7 @@ static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 	}
 	*zero = true;
 	*commit = true;
-	return (char *)addr + mmx_lead(mm);
+	return addr;
 }
 
 /*
@@ -419,8 +406,8 @@ static bool mmx_chunk_dalloc(extent_hooks_t *hooks, void *addr, size_t size,
 	if (a->dying)
 		return true;
 	mm_lock(mm);
-	map = map_find_locked(mm, (char *)addr - mmx_lead(mm));
-	if (map && map->mx_chunk && map->size == size + mmx_lead(mm)) {
+	map = map_find_locked(mm, addr);
+	if (map && map->mx_chunk && map->size == size) {
 		mmx_forget_locked(mm, map);
 		kept = map_destroy_locked(mm, map) != 0;
 	}

@@ -178,7 +178,7 @@ static void dead_add(struct mcache *c, void *buf)
 
 /*
  * The cache's own records (page headers, hash tables) are execution
- * memory of MEMMGR_SQLITE_EXEC_ID, allocated directly, not through
+ * memory of MEMMGR_SQLITE_PCACHE_EXEC_ID, allocated directly, not through
  * sqlite3_malloc(): SQLite's test harness injects failures into the
  * allocator SQLite is configured with and counts as harmless only the
  * failures that its own pcache1 marks so (sqlite3BeginBenignMalloc(), not
@@ -189,7 +189,7 @@ static void dead_add(struct mcache *c, void *buf)
  */
 static void *rec_alloc(size_t size)
 {
-	return memmgr_malloc(mm, MEMMGR_SQLITE_EXEC_ID, size);
+	return memmgr_malloc(mm, MEMMGR_SQLITE_PCACHE_EXEC_ID, size);
 }
 
 static void rec_free(void *p)
@@ -347,27 +347,27 @@ static void page_drop(struct mcache *c, struct mpage *p)
 /*
  * A page in execution memory, never evicted: storage is full of pins.
  *
- * PAGE_SLACK bytes after the page's are ours too: SQLite's btree takes
- * a cell whose bytes contain the end of its source page's buffer for
- * corruption (balance_nonroot(): SQLITE_WITHIN(pSrcEnd, pCell, ...)), and
- * a cell may lie in its own page-sized temporary buffer (BtShared's
- * pTmpSpace, from sqlite3_malloc()), whose first byte the check counts in
- * the cell.  With an allocator that packed a page right before that
- * buffer, a sound insert failed with "database disk image is malformed".
- * pcache1 never packs them so: its page's extra bytes follow the page.
- * Storage buffers are whole memmgr pages, and the allocator never begins
- * an object where a buffer of the window ends (libmemmgr_malloc.c).
+ * Such pages, and the cache's records, are memory of an exec id of their
+ * own (MEMMGR_SQLITE_PCACHE_EXEC_ID), never of SQLite's: SQLite's btree
+ * takes a cell whose bytes contain the end of its source page's buffer
+ * for corruption (balance_nonroot(): SQLITE_WITHIN(pSrcEnd, pCell, ...)),
+ * and a cell may lie in a page-sized sqlite3_malloc() buffer of its own
+ * (BtShared's pTmpSpace), counted from that buffer's first byte.  The
+ * allocator packs objects of one size class and exec id side by side,
+ * last freed first reused: a 1 KiB page taken right after SQLite's 1 KiB
+ * pTmpSpace ended where it began, and sound inserts failed with
+ * "database disk image is malformed".  pcache1 never packs them so: its
+ * page's extra bytes follow the page.  A page's neighbours are now pages
+ * and records, which hold no cells.
  */
-#define PAGE_SLACK	8
-
 static struct mpage *fallback_page(struct mcache *c)
 {
 	struct mpage *p = header_alloc(c);
 
 	if (!p)
 		return NULL;
-	p->base.pBuf = memmgr_malloc(mm, MEMMGR_SQLITE_EXEC_ID,
-				     (size_t)c->sz_page + PAGE_SLACK);
+	p->base.pBuf = memmgr_malloc(mm, MEMMGR_SQLITE_PCACHE_EXEC_ID,
+				     c->sz_page);
 	if (!p->base.pBuf) {
 		header_free(p);
 		return NULL;

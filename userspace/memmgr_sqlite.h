@@ -42,6 +42,11 @@ extern "C" {
 
 /* The exec id of SQLite's allocations (all of a process's). */
 #define MEMMGR_SQLITE_EXEC_ID	0x53514c69746500ULL
+/*
+ * The exec id of the page cache's own memory: its records, and pages from
+ * execution memory (apart from SQLite's objects: DESIGN.md says why).
+ */
+#define MEMMGR_SQLITE_PCACHE_EXEC_ID	0x53514c69746501ULL
 
 /**
  * memmgr_sqlite_install() - SQLite's page cache and allocator on memmgr

@@ -7,7 +7,7 @@
 #   bench_sqlite.sh [--reps N] [--size N] [--cache PAGES] [--evict-total SIZE]
 #                   [--quick]
 #
-# (--quick: one rep at --size 5 --cache 200 --evict-total 1M, to see
+# (--quick: one rep at --size 5 --cache 200 --evict-total 2M, to see
 # every case run end to end.)
 # 1. file: speedtest1 --size N (default 40: about 10 s under TCG)
 #    --cachesize PAGES (default 1000, 4 MB) on a file database in /tmp
@@ -18,8 +18,11 @@
 #    too).
 # 2. memdb: the same with --memdb (an in-memory database: its cache is not
 #    purgeable, never evicted).
-# 3. eviction: memmgr reloaded with total=SIZE (--evict-total, default
-#    4M: a storage quota of 2 MiB, half the cache); MEMMGR_SQLITE=pcache
+# 3. eviction: memmgr reloaded with total=SIZE storage_pct=25
+#    (--evict-total, default 8M: a storage quota of 2 MiB, half the cache,
+#    and 6 MiB of execution memory: VACUUM pins more pages than the quota
+#    holds, and the rest come from execution memory; with 2 MiB of it,
+#    total=4M, VACUUM ran out of memory); MEMMGR_SQLITE=pcache
 #    with evict_policy=random and lru (switched at run time), stock with
 #    the same cache and stock with a cache of the quota's size, one after
 #    the other: medians of time, the page cache's fetches and hit rate
@@ -35,7 +38,7 @@ set -eu
 reps=3
 size=40
 cache=1000
-evict_total=4M
+evict_total=8M
 ko=/lib/modules/memmgr.ko
 db=/tmp/bench-sqlite.db
 out=/tmp/bench-sqlite
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--size) size=$2; shift 2 ;;
 	--cache) cache=$2; shift 2 ;;
 	--evict-total) evict_total=$2; shift 2 ;;
-	--quick) reps=1 size=5 cache=200 evict_total=1M; shift ;;
+	--quick) reps=1 size=5 cache=200 evict_total=2M; shift ;;
 	*) echo "bench_sqlite: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -136,11 +139,11 @@ for case in file memdb; do
 done
 rm -f $db $db-journal
 
-load total=$evict_total evict_policy=random
+load total=$evict_total storage_pct=25 evict_policy=random
 quota=$(cat /sys/module/memmgr/stats/storage_quota)
 qcache=$((quota / 4096))
 args="--size $size --stats $db"
-echo "eviction: total=$evict_total (storage quota $quota), speedtest1 --cachesize $cache $args"
+echo "eviction: total=$evict_total storage_pct=25 (storage quota $quota), speedtest1 --cachesize $cache $args"
 i=0
 while [ $i -lt "$reps" ]; do
 	run stock-evict stock --cachesize $cache $args
@@ -165,7 +168,7 @@ for case in file memdb; do
 done
 echo "targets (file): pcache at most 1.05x, pcache,malloc at most 1.10x"
 echo
-echo "eviction: total=$evict_total, storage quota $quota bytes < cache $((cache * 4096)) bytes"
+echo "eviction: total=$evict_total storage_pct=25, storage quota $quota bytes < cache $((cache * 4096)) bytes"
 echo "(stock: the same cache; stock-q: a cache of the quota's $qcache pages)"
 row() {
 	printf "%-16s %7s %7s %9s %8s %8s %8s %7s\n" "$@"
