@@ -420,7 +420,6 @@ TEST(caches_apart)
 	ASSERT_EQ(0, storage_used());
 }
 
-/* SQLite's allocations in execution memory, and SQL on both. */
 /*
  * A page from execution memory is never packed right before an object of
  * SQLite's: SQLite's btree takes a cell that contains the end of its
@@ -476,6 +475,7 @@ TEST(fallback_not_packed)
 	ASSERT_EQ(0, storage_used());
 }
 
+/* SQLite's allocations in execution memory, and SQL on both. */
 TEST(malloc_and_sql)
 {
 	uint64_t before = figures().pool[MEMMGR_POOL_EXEC].used;

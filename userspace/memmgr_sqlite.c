@@ -177,7 +177,8 @@ static void dead_add(struct mcache *c, void *buf)
 }
 
 /*
- * The cache's own records (page headers, hash tables) are execution
+ * The cache's own memory (page headers, hash tables, and the pages of
+ * fallback_page(), which says why apart from SQLite's) is execution
  * memory of MEMMGR_SQLITE_PCACHE_EXEC_ID, allocated directly, not through
  * sqlite3_malloc(): SQLite's test harness injects failures into the
  * allocator SQLite is configured with and counts as harmless only the
@@ -327,8 +328,7 @@ static struct mpage *spare_take(struct mcache *c, unsigned int want)
 static void page_drop(struct mcache *c, struct mpage *p)
 {
 	if (!p->handle) {
-		if (p->base.pBuf)
-			memmgr_free(mm, p->base.pBuf);
+		rec_free(p->base.pBuf);
 		header_free(p);
 		return;
 	}
@@ -366,8 +366,7 @@ static struct mpage *fallback_page(struct mcache *c)
 
 	if (!p)
 		return NULL;
-	p->base.pBuf = memmgr_malloc(mm, MEMMGR_SQLITE_PCACHE_EXEC_ID,
-				     c->sz_page);
+	p->base.pBuf = rec_alloc(c->sz_page);
 	if (!p->base.pBuf) {
 		header_free(p);
 		return NULL;
@@ -704,7 +703,7 @@ static void cache_empty(struct mcache *c)
 			if (p->handle)
 				dead_add(c, p->base.pBuf);
 			else
-				memmgr_free(mm, p->base.pBuf);
+				rec_free(p->base.pBuf);
 			header_free(p);
 		}
 		c->hash[i] = NULL;

@@ -139,11 +139,12 @@ for case in file memdb; do
 done
 rm -f $db $db-journal
 
-load total=$evict_total storage_pct=25 evict_policy=random
+evict_params="total=$evict_total storage_pct=25"
+load $evict_params evict_policy=random
 quota=$(cat /sys/module/memmgr/stats/storage_quota)
 qcache=$((quota / 4096))
 args="--size $size --stats $db"
-echo "eviction: total=$evict_total storage_pct=25 (storage quota $quota), speedtest1 --cachesize $cache $args"
+echo "eviction: $evict_params (storage quota $quota), speedtest1 --cachesize $cache $args"
 i=0
 while [ $i -lt "$reps" ]; do
 	run stock-evict stock --cachesize $cache $args
@@ -168,7 +169,7 @@ for case in file memdb; do
 done
 echo "targets (file): pcache at most 1.05x, pcache,malloc at most 1.10x"
 echo
-echo "eviction: total=$evict_total storage_pct=25, storage quota $quota bytes < cache $((cache * 4096)) bytes"
+echo "eviction: $evict_params, storage quota $quota bytes < cache $((cache * 4096)) bytes"
 echo "(stock: the same cache; stock-q: a cache of the quota's $qcache pages)"
 row() {
 	printf "%-16s %7s %7s %9s %8s %8s %8s %7s\n" "$@"
