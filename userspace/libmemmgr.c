@@ -635,6 +635,7 @@ int memmgr_open(struct memmgr **mmp, unsigned int flags)
 		goto err_fini;
 	if (!(flags & MEMMGR_OPEN_NO_FAST))
 		fast_init(mm);
+	mmx_table_init(mm);
 	*mmp = mm;
 	return 0;
 
@@ -788,10 +789,10 @@ int memmgr_free_many(struct memmgr *mm, size_t n, void *const *ptrs,
 		     size_t *done)
 {
 	size_t room = n < MEMMGR_BATCH_MAX ? n : MEMMGR_BATCH_MAX, i = 0;
-	struct mm_map **maps = NULL, *map;
+	struct mm_map **maps = NULL;
 	uint64_t *handles = NULL;
-	unsigned int cls;
 	struct mm_chunk *chunk;
+	uint32_t entry;
 	size_t *idx = NULL;
 	size_t k, failed;
 	int ret = 0;
@@ -824,10 +825,13 @@ int memmgr_free_many(struct memmgr *mm, size_t n, void *const *ptrs,
 		if (i == n)
 			break;
 		/* An object of the execution allocator, without the mutex. */
-		map = mmx_owns(mm, ptrs[i], &cls);
-		if (map) {
+		entry = mmx_owns(mm, ptrs[i]);
+		if (entry) {
 			mm_unlock(mm);
-			mmx_free(mm, map, cls, ptrs[i++]);
+			ret = mmx_free(mm, entry, ptrs[i]);
+			if (ret)
+				goto out;
+			i++;
 			mm_lock(mm);
 			continue;
 		}

@@ -293,6 +293,15 @@ struct memmgr {
 	bool batch;			/* the kernel has ALLOC_MANY */
 	unsigned int chunk_shift[NR_CLASSES];	/* log2 of chunk sizes */
 	struct mmx *mx;			/* the execution allocator, or NULL */
+	/*
+	 * The allocator's page table over the window (libmemmgr_malloc.c):
+	 * the entry of the page at @mx_base + (i << @page_shift) is
+	 * @mx_table[i], for offsets below @mx_span (0: no table).  Set at
+	 * open, read without a lock.
+	 */
+	uint32_t *mx_table;
+	uintptr_t mx_base;
+	uintptr_t mx_span;
 	int lock;			/* everything below: mm_lock() */
 	uint64_t releases;		/* written under the lock, read atomically */
 	int64_t timeout_ms;		/* of memmgr_acquire_*() */
@@ -401,10 +410,9 @@ MM_HIDDEN int small_free_locked(struct memmgr *mm, struct mm_chunk *chunk,
 /* libmemmgr_malloc.c: the execution allocator. */
 MM_HIDDEN int mmx_init(struct memmgr *mm);
 MM_HIDDEN void mmx_fini(struct memmgr *mm);
-MM_HIDDEN struct mm_map *mmx_owns(struct memmgr *mm, const void *ptr,
-				  unsigned int *clsp);
-MM_HIDDEN void mmx_free(struct memmgr *mm, struct mm_map *map,
-			unsigned int cls, void *ptr);
+MM_HIDDEN void mmx_table_init(struct memmgr *mm);
+MM_HIDDEN uint32_t mmx_owns(struct memmgr *mm, const void *ptr);
+MM_HIDDEN int mmx_free(struct memmgr *mm, uint32_t entry, void *ptr);
 MM_HIDDEN void mmx_release(struct memmgr *mm, uint64_t exec_id);
 MM_HIDDEN int mmx_enter_locked(struct memmgr *mm, struct mm_map *map);
 MM_HIDDEN void mmx_forget_locked(struct memmgr *mm, struct mm_map *map);

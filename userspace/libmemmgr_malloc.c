@@ -29,11 +29,13 @@
  * MMX_SLOTS thread-local slots, the last used first: an allocation is a
  * slot check, a class look-up and a pop, with no lock and no call into
  * jemalloc, which sees the cached objects as allocated.  A free finds its
- * object's exec id and size class by address: every page of every chunk
- * is in a radix tree (struct mmx_leaf, read without a lock) that names
- * the chunk's struct mm_map and the class of the objects in the page,
- * noted when the object was taken from jemalloc (mmx_note(): a page
- * never holds objects of two of jemalloc's extents, so of two classes).
+ * object's arena and size class by address: every page of every chunk
+ * has an entry (read without a lock) naming its arena, whether it begins
+ * a chunk, and the class of the objects in the page, noted when the
+ * object was taken from jemalloc (mmx_note(): a page never holds objects
+ * of two of jemalloc's extents, so of two classes).  The entries are a
+ * flat table over the window (one load from the pointer's offset), or,
+ * for a handle without a window, a radix tree.
  *
  * Releasing an exec id (mmx_release()) destroys its tcaches and its arena
  * (jemalloc then forgets every object; the hooks leave the kernel alone,
@@ -62,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <jemalloc/jemalloc.h>
 
@@ -98,6 +101,7 @@ struct mmx_arena_config {
 };
 
 #define MMX_UNUSED	__attribute__((unused))
+#define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 /* Off the fast paths, which then need no registers saved. */
 #define MMX_SLOW	__attribute__((noinline, cold))
@@ -119,6 +123,40 @@ struct mmx_arena_config {
 
 /* The exec ids a thread uses without a lock, per thread. */
 #define MMX_SLOTS	4
+
+/*
+ * A page's entry (in the table over the window, or in the radix tree of a
+ * handle without one): 0 for a page in no chunk; else the arena's key
+ * (jemalloc's index + 1) from MMX_E_KEY_SHIFT up, MMX_E_FIRST on the first
+ * page of a chunk, and the cached class + 1 of the objects in the page (0:
+ * not cached) in the low byte.
+ */
+#define MMX_E_CLS	0xffU
+#define MMX_E_FIRST	(1U << 8)
+#define MMX_E_KEY_SHIFT	9
+#define MMX_NR_KEYS	4096		/* jemalloc's arena limit, and 0 */
+
+/*
+ * The table over the window starts MMX_TABLE_COLOUR pages (modulo
+ * MMX_TABLE_COLOURS) after the window does.  mmap() puts the two, both
+ * multiples of 4 GiB long, at the same offset into 2 MiB: the entries of
+ * the window's first pages, where the first chunks begin, would be in a
+ * page whose number ends in the same bits as theirs, and a direct-mapped
+ * TLB (QEMU's software one) would then miss on both, every time.
+ */
+#define MMX_TABLE_COLOURS	512
+#define MMX_TABLE_COLOUR	160
+
+/*
+ * The same for a thread's caches, with every thread's: glibc gives each
+ * thread a heap of its own aligned to 64 MiB, where the cache (calloc()ed
+ * first) began in the heap's first pages, in a page whose number ended
+ * in the bits of the window's first, where the first chunk's first slabs
+ * are; objects written there and the cache then missed on each other in
+ * QEMU's TLB.  So each cache is mapped by itself, at a fixed colour.
+ */
+#define MMX_CACHE_COLOURS	64
+#define MMX_CACHE_COLOUR	36
 
 /* The radix tree: page numbers of 36 bits, in three levels of 12. */
 #define MMX_BITS	12
@@ -144,18 +182,9 @@ struct mmx_arena {
 	struct mmx_tcache *tcaches;
 };
 
-/*
- * The last level of the radix tree: per page, its chunk, and the cached
- * size class + 1 of the objects in it (0: an object not cached, or none),
- * side by side: a free reads both from one cache line.
- */
-struct mmx_page {
-	struct mm_map *map;
-	uint8_t cls;
-};
-
+/* The last level of the radix tree: per page, its entry. */
 struct mmx_leaf {
-	struct mmx_page page[MMX_FANOUT];
+	uint32_t entry[MMX_FANOUT];
 };
 
 /* A handle's allocator. */
@@ -165,8 +194,13 @@ struct mmx {
 					 */
 	struct mm_htab arenas;		/* (lock) */
 	struct mmx_cache *caches;	/* (lock) every thread's, in use */
-	struct mmx_leaf **root[MMX_FANOUT];	/* radix tree: written under
-						 * the handle's mutex, read
+	/* By key: written under lock, read for a live object's arena. */
+	struct mmx_arena *by_key[MMX_NR_KEYS];
+	void *table_map;		/* the table's mapping: */
+	size_t table_len;		/* its bytes */
+	struct mmx_leaf **root[MMX_FANOUT];	/* radix tree, without a
+						 * table: written under the
+						 * handle's mutex, read
 						 * atomically
 						 */
 };
@@ -184,11 +218,13 @@ struct mmx_cache {
 					 * mmx.lock, read atomically
 					 */
 	uint64_t exec_id;
-	struct mmx_cache *next;		/* in mmx.caches (mmx.lock) */
-	struct mmx_cache **pprev;
+	uint32_t key;			/* its arena's, as in page entries */
 	int flags;			/* jemalloc's: the arena, the tcache */
 	int tcache_flags;		/* jemalloc's: the tcache */
-	uint8_t nr[MMX_NR_CLASSES];
+	uint8_t nr[MMX_NR_CLASSES];	/* objects cached, per class */
+	uint8_t room[MMX_NR_CLASSES];	/* mmx_class_objs[], at hand */
+	struct mmx_cache *next;		/* in mmx.caches (mmx.lock) */
+	struct mmx_cache **pprev;
 	void *objs[MMX_NR_CLASSES][MMX_CACHE_OBJS];
 };
 
@@ -196,6 +232,8 @@ static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
 	__attribute__((tls_model("initial-exec")));
 /* The kernel declined a chunk during this call into jemalloc. */
 static __thread bool mmx_declined __attribute__((tls_model("initial-exec")));
+/* The key of the arena whose hook allocates a chunk in this thread. */
+static __thread uint32_t mmx_entering __attribute__((tls_model("initial-exec")));
 
 /*
  * Taken by a thread that empties a cache of its own, and by a handle's
@@ -212,16 +250,18 @@ static unsigned int mmx_nr_classes;
 static size_t mmx_cache_max;		/* the largest class cached */
 static uint32_t mmx_class_size[MMX_NR_CLASSES];
 static uint8_t mmx_class_objs[MMX_NR_CLASSES];	/* the cache's room */
-static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];	/* by (size+7)/8 */
+/* By (size + 7) / 8; above mmx_cache_max, MMX_CLS_NONE (never cached). */
+static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];
+#define MMX_CLS_NONE	(MMX_NR_CLASSES - 1)
 
 static unsigned int mmx_page_shift(const struct memmgr *mm)
 {
 	return mm->page_shift;
 }
 
-/* The radix tree. */
+/* Page entries: the table over the window, or the radix tree. */
 
-/* The leaf of page @pn, or NULL; no lock. */
+/* The leaf of page @pn in the tree, or NULL; no lock. */
 static inline struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
 {
 	struct mmx_leaf **mid;
@@ -236,45 +276,46 @@ static inline struct mmx_leaf *mmx_leaf(const struct mmx *mx, uint64_t pn)
 			       __ATOMIC_ACQUIRE);
 }
 
-/*
- * The chunk @ptr lies in, or NULL; *@clsp: the cached class + 1 of its
- * page, or 0.  No lock.
- */
-static MMX_INLINE struct mm_map *mmx_lookup(const struct memmgr *mm,
-					    const void *ptr,
-					    unsigned int *clsp)
+/* Where the entry of @ptr's page is, or NULL (in no chunk); no lock. */
+static uint32_t *mmx_slot(const struct memmgr *mm, const void *ptr)
 {
+	uintptr_t off = (uintptr_t)ptr - mm->mx_base;
 	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
 	struct mmx_leaf *leaf;
-	struct mm_map *map;
 
+	if (mm->mx_table)
+		return off < mm->mx_span ?
+		       &mm->mx_table[off >> mmx_page_shift(mm)] : NULL;
 	if (!mm->mx)
 		return NULL;
 	leaf = mmx_leaf(mm->mx, pn);
-	if (!leaf)
-		return NULL;
-	map = __atomic_load_n(&leaf->page[pn & MMX_MASK].map,
-			      __ATOMIC_ACQUIRE);
-	if (map && clsp)
-		*clsp = __atomic_load_n(&leaf->page[pn & MMX_MASK].cls,
-					__ATOMIC_RELAXED);
-	return map;
+	return leaf ? &leaf->entry[pn & MMX_MASK] : NULL;
+}
+
+/* The entry of @ptr's page: 0 when it is in no chunk.  No lock. */
+static uint32_t mmx_entry(const struct memmgr *mm, const void *ptr)
+{
+	uint32_t *slot = mmx_slot(mm, ptr);
+
+	return slot ? __atomic_load_n(slot, __ATOMIC_RELAXED) : 0;
 }
 
 /*
  * Note the cached class + 1 (or 0) of the object at @ptr, live from now
  * on.  Pages are never shared by two of jemalloc's extents, so every live
  * object of a page has the class of the last one noted: the note is the
- * object's own until it is freed.  No lock: the page is in a chunk.
+ * object's own until it is freed.  No lock: the page is in a chunk, and
+ * only the class changes (two threads that note one page at once note
+ * one class).
  */
 static void mmx_note(const struct memmgr *mm, const void *ptr,
 		     unsigned int cls)
 {
-	uint64_t pn = (uintptr_t)ptr >> mmx_page_shift(mm);
-	struct mmx_leaf *leaf = mmx_leaf(mm->mx, pn);
+	uint32_t *slot = mmx_slot(mm, ptr);
+	uint32_t entry = __atomic_load_n(slot, __ATOMIC_RELAXED);
 
-	if (leaf->page[pn & MMX_MASK].cls != cls)
-		__atomic_store_n(&leaf->page[pn & MMX_MASK].cls, cls,
+	if ((entry & MMX_E_CLS) != cls)
+		__atomic_store_n(slot, (entry & ~MMX_E_CLS) | cls,
 				 __ATOMIC_RELAXED);
 }
 
@@ -291,40 +332,55 @@ static void *mmx_node_locked(void **slot, size_t size)
 	return node;
 }
 
-/* Point every page of @map at @val; the handle's mutex held. */
+/* The tree's entry of page @pn, its nodes made if missing; mutex held. */
+static uint32_t *mmx_tree_slot_locked(struct mmx *mx, uint64_t pn)
+{
+	struct mmx_leaf **mid, *leaf;
+
+	mid = mmx_node_locked((void **)&mx->root[pn >> (2 * MMX_BITS)],
+			      MMX_FANOUT * sizeof(*mid));
+	if (!mid)
+		return NULL;
+	leaf = mmx_node_locked((void **)&mid[(pn >> MMX_BITS) & MMX_MASK],
+			       sizeof(*leaf));
+	return leaf ? &leaf->entry[pn & MMX_MASK] : NULL;
+}
+
+/*
+ * Give every page of @map the entry of a chunk of the arena of @key, or 0
+ * (@key 0); the handle's mutex held.
+ */
 static int mmx_set_locked(struct memmgr *mm, struct mm_map *map,
-			  struct mm_map *val)
+			  uint32_t key)
 {
 	unsigned int shift = mmx_page_shift(mm);
 	uint64_t pn = (uintptr_t)map->addr >> shift;
 	uint64_t end = pn + (map->size >> shift);
-	struct mmx_leaf **mid, *leaf;
+	uint32_t entry = key << MMX_E_KEY_SHIFT;
+	/* Two chunks in a row are two: the first page says where. */
+	uint32_t first = key ? MMX_E_FIRST : 0;
+	uint32_t *slot;
 
-	if ((end - 1) >> (3 * MMX_BITS))
+	if (!mm->mx_table && (end - 1) >> (3 * MMX_BITS))
 		return -ENOMEM;
 	for (; pn < end; pn++) {
-		mid = mmx_node_locked((void **)&mm->mx->root[pn >>
-							     (2 * MMX_BITS)],
-				      MMX_FANOUT * sizeof(*mid));
-		if (!mid)
+		if (mm->mx_table)
+			slot = mmx_slot(mm, (void *)(uintptr_t)(pn << shift));
+		else
+			slot = mmx_tree_slot_locked(mm->mx, pn);
+		if (!slot)
 			return -ENOMEM;
-		leaf = mmx_node_locked((void **)&mid[(pn >> MMX_BITS) &
-						     MMX_MASK],
-				       sizeof(*leaf));
-		if (!leaf)
-			return -ENOMEM;
-		__atomic_store_n(&leaf->page[pn & MMX_MASK].map, val,
-				 __ATOMIC_RELEASE);
-		__atomic_store_n(&leaf->page[pn & MMX_MASK].cls, 0,
-				 __ATOMIC_RELAXED);
+		__atomic_store_n(slot, entry | first, __ATOMIC_RELAXED);
+		first = 0;
 	}
 	return 0;
 }
 
 /**
- * mmx_enter_locked() - enter a new chunk in the radix tree
+ * mmx_enter_locked() - enter a new chunk's pages
  * @mm:		the handle, its mutex held
- * @map:	the chunk, just entered in the tables
+ * @map:	the chunk, just entered in the tables by the hook of the
+ *		calling thread (mmx_entering)
  *
  * On failure, map_remove_locked() takes out what was entered.
  *
@@ -333,22 +389,22 @@ static int mmx_set_locked(struct memmgr *mm, struct mm_map *map,
 int mmx_enter_locked(struct memmgr *mm, struct mm_map *map)
 {
 	map->mx_chunk = true;
-	return mmx_set_locked(mm, map, map);
+	return mmx_set_locked(mm, map, mmx_entering);
 }
 
 /**
- * mmx_forget_locked() - take a chunk out of the radix tree
+ * mmx_forget_locked() - take a chunk's pages out
  * @mm:		the handle, its mutex held
  * @map:	a chunk of the allocator (map->mx_chunk), being removed from
  *		the tables
  */
 void mmx_forget_locked(struct memmgr *mm, struct mm_map *map)
 {
-	/* Closing: mmx_fini() freed the tree already. */
+	/* Closing: mmx_fini() freed the tree and the table already. */
 	if (!mm->mx)
 		return;
 	/* Setting pages already set needs no node: it cannot fail. */
-	mmx_set_locked(mm, map, NULL);
+	mmx_set_locked(mm, map, 0);
 	map->mx_chunk = false;
 }
 
@@ -379,6 +435,7 @@ static void *mmx_chunk_alloc(extent_hooks_t *hooks, void *new_addr,
 	if (new_addr || a->dying ||
 	    alignment > ((size_t)1 << mmx_page_shift(mm)))
 		return NULL;
+	mmx_entering = a->ind + 1;
 	if (buffer_alloc(mm, MEMMGR_POOL_EXEC, a->exec_id, size,
 			 mmx_declined ? 0 : get_timeout(mm), MM_ALLOC_MX_CHUNK,
 			 &addr)) {
@@ -441,16 +498,21 @@ static bool mmx_chunk_split(extent_hooks_t *hooks MMX_UNUSED,
 	return false;
 }
 
-/* Two extents merge only within one chunk: chunks are freed whole. */
+/*
+ * Two extents merge only within one chunk: chunks are freed whole.  @addr_b
+ * follows @addr_a: both are in one chunk unless @addr_b begins one.
+ */
 static bool mmx_chunk_merge(extent_hooks_t *hooks, void *addr_a,
 			    size_t size_a MMX_UNUSED, void *addr_b,
 			    size_t size_b MMX_UNUSED, bool committed MMX_UNUSED,
 			    unsigned int arena_ind MMX_UNUSED)
 {
 	struct mmx_arena *a = mmx_arena_of(hooks);
-	struct mm_map *map = mmx_lookup(a->mm, addr_a, NULL);
+	uint32_t entry_a = mmx_entry(a->mm, addr_a);
+	uint32_t entry_b = mmx_entry(a->mm, addr_b);
 
-	return !map || map != mmx_lookup(a->mm, addr_b, NULL);
+	return !entry_a || (entry_b & MMX_E_FIRST) ||
+	       entry_a >> MMX_E_KEY_SHIFT != entry_b >> MMX_E_KEY_SHIFT;
 }
 
 static const extent_hooks_t mmx_hooks = {
@@ -496,9 +558,11 @@ static struct mmx_arena *mmx_arena_new(struct memmgr *mm, uint64_t exec_id)
 	if (memmgr_je_mallctl("experimental.arenas_create_ext", &a->ind, &len,
 			      &config, sizeof(config)))
 		goto err_free;
-	if (mmx_arena_ctl(a->ind, "retain_grow_limit", &limit, sizeof(limit)))
+	if (a->ind + 1 >= MMX_NR_KEYS ||
+	    mmx_arena_ctl(a->ind, "retain_grow_limit", &limit, sizeof(limit)))
 		goto err_destroy;
 	htab_add(&mm->mx->arenas, &a->node, exec_id);
+	__atomic_store_n(&mm->mx->by_key[a->ind + 1], a, __ATOMIC_RELEASE);
 	return a;
 
 err_destroy:
@@ -543,6 +607,7 @@ static void mmx_arena_destroy(struct mmx *mx, struct mmx_arena *a)
 	struct mmx_tcache *tc;
 
 	htab_del(&mx->arenas, &a->node);
+	__atomic_store_n(&mx->by_key[a->ind + 1], NULL, __ATOMIC_RELAXED);
 	a->dying = true;
 	while ((tc = a->tcaches)) {
 		a->tcaches = tc->next;
@@ -585,7 +650,7 @@ static void mmx_classes_init(void)
 		class = memmgr_je_nallocx(size, 0);
 		if (n && class == mmx_class_size[n - 1])
 			continue;
-		if (n == MMX_NR_CLASSES || class > MMX_CACHE_MAX)
+		if (n == MMX_CLS_NONE || class > MMX_CACHE_MAX)
 			break;
 		mmx_class_size[n] = class;
 		k = MMX_CACHE_BYTES / class;
@@ -596,9 +661,9 @@ static void mmx_classes_init(void)
 	mmx_cache_max = mmx_class_size[n - 1];
 	/* Class sizes are multiples of 8: (size + 7) / 8 decides. */
 	for (k = 0, n = 0; k <= MMX_CACHE_MAX / 8; k++) {
-		while (n < mmx_nr_classes - 1 && mmx_class_size[n] < k * 8)
+		while (n < mmx_nr_classes && mmx_class_size[n] < k * 8)
 			n++;
-		mmx_size_class[k] = n;
+		mmx_size_class[k] = n < mmx_nr_classes ? n : MMX_CLS_NONE;
 	}
 	mmx_exit_key_ok = !pthread_key_create(&mmx_exit_key, mmx_thread_exit);
 }
@@ -679,6 +744,43 @@ static void mmx_cache_drain(struct mmx_cache *c)
 	mmx_cache_clear(c);
 }
 
+/* A cache's pages. */
+static size_t mmx_cache_len(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (sizeof(struct mmx_cache) + page - 1) & ~(page - 1);
+}
+
+/*
+ * A new cache, zeroed, whose first page is MMX_CACHE_COLOUR pages past a
+ * multiple of MMX_CACHE_COLOURS: see there.  NULL without memory.
+ */
+static struct mmx_cache *mmx_cache_alloc(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = mmx_cache_len();
+	size_t span = len + (MMX_CACHE_COLOURS - 1) * page, head;
+	char *p;
+
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	head = (MMX_CACHE_COLOUR - (uintptr_t)p / page) % MMX_CACHE_COLOURS *
+	       page;
+	/* Unmapping the ends of a private mapping never fails. */
+	if (head)
+		munmap(p, head);
+	if (span - head - len)
+		munmap(p + head + len, span - head - len);
+	return (struct mmx_cache *)(p + head);
+}
+
+static void mmx_cache_free(struct mmx_cache *c)
+{
+	munmap(c, mmx_cache_len());
+}
+
 /* A thread leaves: its cached objects go back. */
 static void mmx_thread_exit(void *unused MMX_UNUSED)
 {
@@ -688,7 +790,7 @@ static void mmx_thread_exit(void *unused MMX_UNUSED)
 		if (!mmx_caches[i])
 			continue;
 		mmx_cache_drain(mmx_caches[i]);
-		free(mmx_caches[i]);
+		mmx_cache_free(mmx_caches[i]);
 		mmx_caches[i] = NULL;
 	}
 }
@@ -717,7 +819,7 @@ static struct mmx_cache *mmx_slot_pick(void)
 		mmx_cache_drain(*slot);
 		return *slot;
 	}
-	*slot = calloc(1, sizeof(**slot));
+	*slot = mmx_cache_alloc();
 	/* A thread that has a cache drains it when it leaves. */
 	if (*slot && mmx_exit_key_ok)
 		pthread_setspecific(mmx_exit_key, mmx_caches);
@@ -743,6 +845,8 @@ static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
 		return NULL;
 	}
 	c->exec_id = exec_id;
+	c->key = a->ind + 1;
+	memcpy(c->room, mmx_class_objs, sizeof(c->room));
 	c->tcache_flags = tcache == MMX_NO_TCACHE ? MALLOCX_TCACHE_NONE :
 			  MALLOCX_TCACHE(tcache);
 	c->flags = MALLOCX_ARENA(a->ind) | c->tcache_flags;
@@ -798,8 +902,8 @@ static inline struct mmx_cache *mmx_cache_find(struct memmgr *mm,
 }
 
 /* The cache of class @cls is empty: take half its room from jemalloc. */
-static MMX_SLOW void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
-				 unsigned int cls)
+static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
+			unsigned int cls)
 {
 	unsigned int i, nr = mmx_class_objs[cls] / 2;
 	void *ptr;
@@ -819,9 +923,9 @@ static MMX_SLOW void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 	return c->objs[cls][--c->nr[cls]];
 }
 
-/* An object not cached: larger than MMX_CACHE_MAX, or zeroed. */
-static MMX_SLOW void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
-				    size_t size, int flags)
+/* An object not cached: larger than mmx_cache_max, or zeroed. */
+static void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
+			   size_t size, int flags)
 {
 	void *ptr;
 
@@ -835,13 +939,14 @@ static MMX_SLOW void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
 	return ptr;
 }
 
-void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
+/* memmgr_malloc() when its first slot's cache has nothing at hand. */
+static MMX_SLOW void *mmx_malloc_slow(struct memmgr *mm, uint64_t exec_id,
+				      size_t size)
 {
-	struct mmx_cache *c;
+	struct mmx_cache *c = mmx_cache_find(mm, exec_id);
 	unsigned int cls;
 
-	c = mmx_cache_find(mm, exec_id);
-	if (unlikely(!c)) {
+	if (!c) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -851,6 +956,27 @@ void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
 	if (c->nr[cls])
 		return c->objs[cls][--c->nr[cls]];
 	return mmx_refill(mm, c, cls);
+}
+
+/*
+ * The fast path: the thread's last used cache, a class from the table, a
+ * pop; no call, no lock.  Sizes above mmx_cache_max (up to MMX_CACHE_MAX)
+ * have class MMX_CLS_NONE, which never holds an object.
+ */
+void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
+{
+	struct mmx_cache *c = mmx_caches[0];
+	unsigned int cls, nr;
+
+	if (likely(size <= MMX_CACHE_MAX && mmx_cache_is(c, mm, exec_id))) {
+		cls = mmx_size_class[(size + 7) >> 3];
+		nr = c->nr[cls];
+		if (likely(nr)) {
+			c->nr[cls] = nr - 1;
+			return c->objs[cls][nr - 1];
+		}
+	}
+	return mmx_malloc_slow(mm, exec_id, size);
 }
 
 void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
@@ -880,35 +1006,18 @@ void *memmgr_calloc(struct memmgr *mm, uint64_t exec_id, size_t n,
 	return mmx_alloc_big(mm, c, bytes, MALLOCX_ZERO);
 }
 
-/*
- * Free an object not cached (@c is its exec id's cache), or one whose exec
- * id's cache cannot be had (@c NULL, no memory for it): straight to its
- * arena.
- */
-static MMX_SLOW void mmx_free_slow(const struct mmx_cache *c, void *ptr)
+/* The arena of a page entry's key: the object's, while it lives. */
+static struct mmx_arena *mmx_arena_of_entry(const struct memmgr *mm,
+					    uint32_t entry)
 {
-	if (c) {
-		memmgr_je_dallocx(ptr, c->tcache_flags);
-		return;
-	}
-	memmgr_je_dallocx(ptr, MALLOCX_TCACHE_NONE);
+	return __atomic_load_n(&mm->mx->by_key[entry >> MMX_E_KEY_SHIFT],
+			       __ATOMIC_ACQUIRE);
 }
 
-/*
- * Free an object of the allocator: @map and @cls are mmx_lookup()'s.
- * Into the calling thread's cache of the object's exec id, or to jemalloc.
- */
-static inline void mmx_free_inline(struct memmgr *mm, struct mm_map *map,
-				   unsigned int cls, void *ptr)
+/* Into the cache @c, class @cls; the oldest half to jemalloc if full. */
+static void mmx_cache_put(struct mmx_cache *c, unsigned int cls, void *ptr)
 {
-	struct mmx_cache *c = mmx_cache_find(mm, map->tag);
-
-	if (unlikely(!c || !cls)) {
-		mmx_free_slow(c, ptr);
-		return;
-	}
-	cls--;
-	if (c->nr[cls] == mmx_class_objs[cls])
+	if (c->nr[cls] == c->room[cls])
 		mmx_cache_flush(c, cls, c->nr[cls] / 2, mmx_flags(c));
 	c->objs[cls][c->nr[cls]++] = ptr;
 }
@@ -916,44 +1025,84 @@ static inline void mmx_free_inline(struct memmgr *mm, struct mm_map *map,
 /**
  * mmx_free() - free an object of the allocator
  * @mm:		the handle
- * @map:	its chunk, from mmx_owns()
- * @cls:	what mmx_owns() said of it
+ * @entry:	its page's entry, from mmx_owns()
  * @ptr:	the object
+ *
+ * Into the calling thread's cache of the object's exec id, or to jemalloc
+ * (an object not cached, or when that cache cannot be had).
+ *
+ * Return: 0, or -EINVAL when its exec id was released.
  */
-void mmx_free(struct memmgr *mm, struct mm_map *map, unsigned int cls,
-	      void *ptr)
+int mmx_free(struct memmgr *mm, uint32_t entry, void *ptr)
 {
-	mmx_free_inline(mm, map, cls, ptr);
-}
+	unsigned int cls = entry & MMX_E_CLS;
+	struct mmx_arena *a = mmx_arena_of_entry(mm, entry);
+	struct mmx_cache *c;
 
-int memmgr_free(struct memmgr *mm, void *ptr)
-{
-	unsigned int cls = 0;
-	struct mm_map *map;
-
-	if (!ptr)
-		return 0;
-	/* An object of the execution allocator: jemalloc's, no mutex. */
-	map = mmx_lookup(mm, ptr, &cls);
-	if (!map)
-		return buffer_free(mm, ptr);
-	mmx_free_inline(mm, map, cls, ptr);
+	if (!a)
+		return -EINVAL;
+	c = mmx_cache_find(mm, a->exec_id);
+	if (c && cls)
+		mmx_cache_put(c, cls - 1, ptr);
+	else
+		memmgr_je_dallocx(ptr, c ? c->tcache_flags :
+				  MALLOCX_TCACHE_NONE);
 	return 0;
 }
 
+/* memmgr_free() of anything its fast path does not take. */
+static MMX_SLOW int mmx_free_slow(struct memmgr *mm, void *ptr)
+{
+	uint32_t entry;
+
+	if (!ptr)
+		return 0;
+	entry = mmx_entry(mm, ptr);
+	if (!entry)
+		return buffer_free(mm, ptr);
+	return mmx_free(mm, entry, ptr);
+}
+
+/*
+ * The fast path: the page's entry from the table over the window (one
+ * load), a cached class whose arena is that of the thread's last used
+ * cache, and room there: a push.  No call, no lock.
+ */
+int memmgr_free(struct memmgr *mm, void *ptr)
+{
+	uintptr_t off = (uintptr_t)ptr - mm->mx_base;
+	struct mmx_cache *c;
+	unsigned int cls, nr;
+	uint32_t entry;
+
+	if (likely(off < mm->mx_span)) {
+		entry = __atomic_load_n(&mm->mx_table[off >> mm->page_shift],
+					__ATOMIC_RELAXED);
+		cls = entry & MMX_E_CLS;
+		c = mmx_caches[0];
+		if (likely(cls && c && c->key == entry >> MMX_E_KEY_SHIFT &&
+			   mmx_cache_mm(c) == mm)) {
+			nr = c->nr[--cls];
+			if (likely(nr < c->room[cls])) {
+				c->objs[cls][nr] = ptr;
+				c->nr[cls] = nr + 1;
+				return 0;
+			}
+		}
+	}
+	return mmx_free_slow(mm, ptr);
+}
+
 /**
- * mmx_owns() - the chunk of an object of the allocator
+ * mmx_owns() - whether a pointer is in a chunk of the allocator
  * @mm:		the handle
  * @ptr:	any pointer
- * @clsp:	set to what mmx_free() takes, if @ptr is in a chunk
  *
- * Return: the chunk @ptr lies in, or NULL when it is not in one.
+ * Return: its page's entry, for mmx_free(), or 0 when it is in no chunk.
  */
-struct mm_map *mmx_owns(struct memmgr *mm, const void *ptr,
-			unsigned int *clsp)
+uint32_t mmx_owns(struct memmgr *mm, const void *ptr)
 {
-	*clsp = 0;
-	return mmx_lookup(mm, ptr, clsp);
+	return mmx_entry(mm, ptr);
 }
 
 /* The cached class + 1 of an object of @usable bytes, or 0. */
@@ -970,27 +1119,30 @@ static unsigned int mmx_class_of(size_t usable)
 void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
 		     size_t size)
 {
+	struct mmx_arena *a;
 	struct mmx_cache *c;
-	unsigned int cls = 0;
-	struct mm_map *map;
+	unsigned int cls;
+	uint32_t entry;
 	void *moved;
 
 	if (!ptr)
 		return memmgr_malloc(mm, exec_id, size);
-	map = mmx_lookup(mm, ptr, &cls);
-	if (!map) {
+	entry = mmx_entry(mm, ptr);
+	a = entry ? mmx_arena_of_entry(mm, entry) : NULL;
+	if (!a) {
 		errno = EINVAL;
 		return NULL;
 	}
 	if (!size) {
-		mmx_free_inline(mm, map, cls, ptr);
+		mmx_free(mm, entry, ptr);
 		return NULL;
 	}
 	/* Within its class: in place. */
+	cls = entry & MMX_E_CLS;
 	if (cls && size <= mmx_class_size[cls - 1] &&
 	    (cls == 1 || size > mmx_class_size[cls - 2]))
 		return ptr;
-	c = mmx_cache_find(mm, map->tag);
+	c = mmx_cache_find(mm, a->exec_id);
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
@@ -1007,10 +1159,15 @@ void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
 
 size_t memmgr_usable_size(struct memmgr *mm, const void *ptr)
 {
-	unsigned int cls = 0;
+	unsigned int cls;
+	uint32_t entry;
 
-	if (!ptr || !mmx_lookup(mm, ptr, &cls))
+	if (!ptr)
 		return 0;
+	entry = mmx_entry(mm, ptr);
+	if (!entry)
+		return 0;
+	cls = entry & MMX_E_CLS;
 	return cls ? mmx_class_size[cls - 1] : memmgr_je_sallocx(ptr, 0);
 }
 
@@ -1075,6 +1232,41 @@ int mmx_init(struct memmgr *mm)
 	return 0;
 }
 
+/**
+ * mmx_table_init() - the page table of a handle with a window
+ * @mm:		the handle, its allocator and window (if any) set up
+ *
+ * An entry per page of the window, in address space reserved without
+ * being committed (4 GiB with 4 KiB pages: a page of entries is touched
+ * per 4 MiB of chunks).  Without a window, or when the reservation fails,
+ * the radix tree serves instead.
+ */
+void mmx_table_init(struct memmgr *mm)
+{
+#if UINTPTR_MAX > 0xffffffffU
+	unsigned int shift = mmx_page_shift(mm);
+	size_t len = (MEMMGR_OFFSET_LIMIT >> shift) * sizeof(uint32_t) +
+		     (MMX_TABLE_COLOURS << shift);
+	uintptr_t colour;
+	void *p;
+
+	if (!mm->mx || !mm->window)
+		return;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	/* The table's first page MMX_TABLE_COLOUR pages after the window's. */
+	colour = (((uintptr_t)mm->window >> shift) + MMX_TABLE_COLOUR -
+		  ((uintptr_t)p >> shift)) % MMX_TABLE_COLOURS;
+	mm->mx->table_map = p;
+	mm->mx->table_len = len;
+	mm->mx_table = (uint32_t *)((char *)p + (colour << shift));
+	mm->mx_base = (uintptr_t)mm->window;
+	mm->mx_span = MEMMGR_OFFSET_LIMIT;
+#endif
+}
+
 static void mmx_free_tree(struct mmx *mx)
 {
 	unsigned int i, j;
@@ -1117,6 +1309,11 @@ void mmx_fini(struct memmgr *mm)
 			mmx_arena_destroy(mx, container_of(n, struct mmx_arena,
 							   node));
 	mmx_free_tree(mx);
+	if (mm->mx_table) {
+		mm->mx_span = 0;
+		munmap(mx->table_map, mx->table_len);
+		mm->mx_table = NULL;
+	}
 	htab_fini(&mx->arenas);
 	pthread_mutex_destroy(&mx->lock);
 	free(mx);
