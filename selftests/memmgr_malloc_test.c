@@ -674,6 +674,40 @@ static void *worker_thread(void *arg)
 }
 
 /*
+ * Objects from 32 KiB to 1 MiB are cached per thread and exec id too, two
+ * of a class and 1 MiB in all: a freed one is the next of its class, as
+ * it was (jemalloc itself would start a new one at another random cache
+ * line of its first page).  Of two 1 MiB objects freed into an empty
+ * cache, the first fills the 1 MiB and is the one handed back.
+ */
+TEST_F(alloc, large_cached)
+{
+	struct obj a, b, c;
+	void *q;
+
+	take(_metadata, self->mm, 6, 60000, 0x31, &a);
+	ASSERT_EQ(65536, a.size);
+	EXPECT_EQ(0, memmgr_free(self->mm, a.p));
+	q = memmgr_malloc(self->mm, 6, 65536);
+	EXPECT_EQ(a.p, q);
+	EXPECT_TRUE(filled(q, a.size, 0x31));
+	EXPECT_EQ(a.size, memmgr_usable_size(self->mm, q));
+	/* Kept live: the cache holds nothing now. */
+
+	take(_metadata, self->mm, 6, MiB, 0x32, &b);
+	take(_metadata, self->mm, 6, MiB, 0x33, &c);
+	EXPECT_EQ(0, memmgr_free(self->mm, b.p));
+	EXPECT_EQ(0, memmgr_free(self->mm, c.p));
+	a.p = memmgr_malloc(self->mm, 6, MiB - 4096);
+	EXPECT_EQ(b.p, a.p);
+	EXPECT_TRUE(filled(a.p, MiB, 0x32));
+	EXPECT_EQ(0, memmgr_free(self->mm, a.p));
+	EXPECT_EQ(0, memmgr_free(self->mm, q));
+	ASSERT_EQ(0, memmgr_release_exec(self->mm, 6, NULL));
+	EXPECT_EQ(0, charged(self->mm));
+}
+
+/*
  * Threads allocating for one shared exec id and their own, each freeing
  * objects of the others: every object keeps its bytes, every one is
  * freed, and releasing the exec ids takes back all the charge.

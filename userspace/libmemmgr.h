@@ -347,8 +347,9 @@ int memmgr_alloc_exec(struct memmgr *mm, uint64_t exec_id, size_t size,
  * chunks are full (under pressure, when the kernel declines a chunk, it
  * asks at once for just the pages the object needs, without waiting).
  * Each thread keeps a cache per exec id (of the four it used last) of
- * freed objects up to 32 KiB, at most 16 KiB (or two objects) of each
- * size class, and jemalloc's cache behind it.  So an object costs no
+ * freed objects up to 1 MiB (at most 16 KiB, or two objects, of each size
+ * class up to 32 KiB; above, two of a class and 1 MiB in all), and
+ * jemalloc's cache behind it.  So an object costs no
  * system call, and two threads share no lock on the fast path.
  *
  * Objects are aligned as malloc() aligns them (16 bytes; 8 for objects of

@@ -119,7 +119,17 @@ struct mmx_arena_config {
 #define MMX_CACHE_MAX	32768
 #define MMX_CACHE_BYTES	16384
 #define MMX_CACHE_OBJS	32
-#define MMX_NR_CLASSES	48		/* room: jemalloc has 41 to 32 KiB */
+#define MMX_NR_SMALL	48		/* room: jemalloc has 41 to 32 KiB */
+
+/*
+ * Larger objects, up to MMX_LARGE_MAX, are cached too, two of a class at
+ * most and MMX_LARGE_BYTES in all per cache, in classes from MMX_NR_SMALL
+ * on: above 32 KiB jemalloc's thread cache does not keep them, and each
+ * allocation and free takes the arena's extent path (2-3 µs under TCG).
+ */
+#define MMX_LARGE_MAX	(1024 * 1024)
+#define MMX_LARGE_BYTES	(1024 * 1024)
+#define MMX_NR_CLASSES	(MMX_NR_SMALL + 24)	/* jemalloc has 20 */
 
 /* The exec ids a thread uses without a lock, per thread. */
 #define MMX_SLOTS	4
@@ -153,7 +163,9 @@ struct mmx_arena_config {
  * first) began in the heap's first pages, in a page whose number ended
  * in the bits of the window's first, where the first chunk's first slabs
  * are; objects written there and the cache then missed on each other in
- * QEMU's TLB.  So each cache is mapped by itself, at a fixed colour.
+ * QEMU's TLB.  So each cache is mapped by itself, at a fixed colour, and
+ * holds its own copy of the size class table: the global one's page falls
+ * wherever the linker puts it (once on the table's colour: +23 ns a pair).
  */
 #define MMX_CACHE_COLOURS	64
 #define MMX_CACHE_COLOUR	36
@@ -223,6 +235,12 @@ struct mmx_cache {
 	int tcache_flags;		/* jemalloc's: the tcache */
 	uint8_t nr[MMX_NR_CLASSES];	/* objects cached, per class */
 	uint8_t room[MMX_NR_CLASSES];	/* mmx_class_objs[], at hand */
+	size_t large_bytes;		/* cached in classes MMX_NR_SMALL on */
+	/*
+	 * mmx_size_class[], copied: all the fast paths read is here and in
+	 * a page entry (see MMX_CACHE_COLOUR).
+	 */
+	uint8_t size_class[MMX_CACHE_MAX / 8 + 1];
 	struct mmx_cache *next;		/* in mmx.caches (mmx.lock) */
 	struct mmx_cache **pprev;
 	void *objs[MMX_NR_CLASSES][MMX_CACHE_OBJS];
@@ -244,15 +262,21 @@ static pthread_mutex_t mmx_global = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t mmx_exit_key;	/* its destructor drains */
 static bool mmx_exit_key_ok;		/* (without: caches stay) */
 
-/* Size classes up to MMX_CACHE_MAX, from jemalloc at the first open. */
+/*
+ * Size classes cached, from jemalloc at the first open: small ones up to
+ * MMX_CACHE_MAX (from 0), large ones up to MMX_LARGE_MAX (from
+ * MMX_NR_SMALL).
+ */
 static pthread_once_t mmx_once = PTHREAD_ONCE_INIT;
-static unsigned int mmx_nr_classes;
-static size_t mmx_cache_max;		/* the largest class cached */
+static unsigned int mmx_nr_classes;	/* small */
+static size_t mmx_cache_max;		/* the largest small class */
+static unsigned int mmx_nr_large;
+static size_t mmx_large_max;		/* the largest large class */
 static uint32_t mmx_class_size[MMX_NR_CLASSES];
 static uint8_t mmx_class_objs[MMX_NR_CLASSES];	/* the cache's room */
 /* By (size + 7) / 8; above mmx_cache_max, MMX_CLS_NONE (never cached). */
 static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];
-#define MMX_CLS_NONE	(MMX_NR_CLASSES - 1)
+#define MMX_CLS_NONE	(MMX_NR_SMALL - 1)
 
 static unsigned int mmx_page_shift(const struct memmgr *mm)
 {
@@ -659,6 +683,16 @@ static void mmx_classes_init(void)
 	}
 	mmx_nr_classes = n;
 	mmx_cache_max = mmx_class_size[n - 1];
+	for (n = MMX_NR_SMALL, size = mmx_cache_max + 1; n < MMX_NR_CLASSES;
+	     n++, size = class + 1) {
+		class = memmgr_je_nallocx(size, 0);
+		if (class > MMX_LARGE_MAX)
+			break;
+		mmx_class_size[n] = class;
+		mmx_class_objs[n] = 2;
+	}
+	mmx_nr_large = n - MMX_NR_SMALL;
+	mmx_large_max = mmx_nr_large ? mmx_class_size[n - 1] : mmx_cache_max;
 	/* Class sizes are multiples of 8: (size + 7) / 8 decides. */
 	for (k = 0, n = 0; k <= MMX_CACHE_MAX / 8; k++) {
 		while (n < mmx_nr_classes && mmx_class_size[n] < k * 8)
@@ -675,6 +709,24 @@ static inline int mmx_flags(const struct mmx_cache *c)
 	return c->flags;
 }
 
+/* The large class of @size bytes (mmx_cache_max < @size <= mmx_large_max). */
+static unsigned int mmx_large_class(size_t size)
+{
+	unsigned int cls = MMX_NR_SMALL;
+
+	while (mmx_class_size[cls] < size)
+		cls++;
+	return cls;
+}
+
+/* The largest size below class @cls's (none of it is in the class). */
+static size_t mmx_class_below(unsigned int cls)
+{
+	if (!cls)
+		return 0;
+	return cls == MMX_NR_SMALL ? mmx_cache_max : mmx_class_size[cls - 1];
+}
+
 /* Give @nr objects of class @cls, the oldest, back to jemalloc. */
 static MMX_SLOW void mmx_cache_flush(struct mmx_cache *c, unsigned int cls,
 				     unsigned int nr, int flags)
@@ -683,6 +735,8 @@ static MMX_SLOW void mmx_cache_flush(struct mmx_cache *c, unsigned int cls,
 
 	for (i = 0; i < nr; i++)
 		memmgr_je_dallocx(c->objs[cls][i], flags);
+	if (cls >= MMX_NR_SMALL)
+		c->large_bytes -= nr * mmx_class_size[cls];
 	c->nr[cls] -= nr;
 	memmove(c->objs[cls], c->objs[cls] + nr,
 		c->nr[cls] * sizeof(c->objs[cls][0]));
@@ -692,13 +746,15 @@ static void mmx_cache_flush_all(struct mmx_cache *c, int flags)
 {
 	unsigned int cls;
 
-	for (cls = 0; cls < mmx_nr_classes; cls++)
-		mmx_cache_flush(c, cls, c->nr[cls], flags);
+	for (cls = 0; cls < MMX_NR_CLASSES; cls++)
+		if (c->nr[cls])
+			mmx_cache_flush(c, cls, c->nr[cls], flags);
 }
 
 static void mmx_cache_clear(struct mmx_cache *c)
 {
 	memset(c->nr, 0, sizeof(c->nr));
+	c->large_bytes = 0;
 }
 
 static struct memmgr *mmx_cache_mm(const struct mmx_cache *c)
@@ -760,6 +816,7 @@ static struct mmx_cache *mmx_cache_alloc(void)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = mmx_cache_len();
 	size_t span = len + (MMX_CACHE_COLOURS - 1) * page, head;
+	struct mmx_cache *c;
 	char *p;
 
 	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
@@ -773,7 +830,9 @@ static struct mmx_cache *mmx_cache_alloc(void)
 		munmap(p, head);
 	if (span - head - len)
 		munmap(p + head + len, span - head - len);
-	return (struct mmx_cache *)(p + head);
+	c = (struct mmx_cache *)(p + head);
+	memcpy(c->size_class, mmx_size_class, sizeof(c->size_class));
+	return c;
 }
 
 static void mmx_cache_free(struct mmx_cache *c)
@@ -901,6 +960,20 @@ static inline struct mmx_cache *mmx_cache_find(struct memmgr *mm,
 	return mmx_cache_find_slow(mm, exec_id);
 }
 
+/*
+ * Give the large objects cached back to jemalloc: before anything is taken
+ * from it, which may need their space (kept, they took a chunk more at
+ * the peak of SQLite's trace).
+ */
+static void mmx_cache_flush_large(struct mmx_cache *c)
+{
+	unsigned int cls;
+
+	for (cls = MMX_NR_SMALL; c->large_bytes; cls++)
+		if (c->nr[cls])
+			mmx_cache_flush(c, cls, c->nr[cls], mmx_flags(c));
+}
+
 /* The cache of class @cls is empty: take half its room from jemalloc. */
 static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 			unsigned int cls)
@@ -908,6 +981,7 @@ static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 	unsigned int i, nr = mmx_class_objs[cls] / 2;
 	void *ptr;
 
+	mmx_cache_flush_large(c);
 	mmx_declined = false;
 	for (i = 0; i < nr; i++) {
 		ptr = memmgr_je_mallocx(mmx_class_size[cls], mmx_flags(c));
@@ -923,20 +997,40 @@ static void *mmx_refill(struct memmgr *mm, struct mmx_cache *c,
 	return c->objs[cls][--c->nr[cls]];
 }
 
-/* An object not cached: larger than mmx_cache_max, or zeroed. */
+/*
+ * An object from jemalloc larger than mmx_cache_max: of a large class
+ * (noted so: its free caches it), or larger.
+ */
 static void *mmx_alloc_big(struct memmgr *mm, struct mmx_cache *c,
 			   size_t size, int flags)
 {
 	void *ptr;
 
+	mmx_cache_flush_large(c);
 	mmx_declined = false;
 	ptr = memmgr_je_mallocx(size, mmx_flags(c) | flags);
 	if (!ptr) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	mmx_note(mm, ptr, 0);
+	mmx_note(mm, ptr, size <= mmx_large_max ? mmx_large_class(size) + 1 :
+			  0);
 	return ptr;
+}
+
+/* An object above mmx_cache_max: from the cache if it has one. */
+static void *mmx_alloc_large(struct memmgr *mm, struct mmx_cache *c,
+			     size_t size)
+{
+	unsigned int cls;
+
+	if (size > mmx_large_max)
+		return mmx_alloc_big(mm, c, size, 0);
+	cls = mmx_large_class(size);
+	if (!c->nr[cls])
+		return mmx_alloc_big(mm, c, mmx_class_size[cls], 0);
+	c->large_bytes -= mmx_class_size[cls];
+	return c->objs[cls][--c->nr[cls]];
 }
 
 /* memmgr_malloc() when its first slot's cache has nothing at hand. */
@@ -951,7 +1045,7 @@ static MMX_SLOW void *mmx_malloc_slow(struct memmgr *mm, uint64_t exec_id,
 		return NULL;
 	}
 	if (size > mmx_cache_max)
-		return mmx_alloc_big(mm, c, size, 0);
+		return mmx_alloc_large(mm, c, size);
 	cls = mmx_size_class[(size + 7) >> 3];
 	if (c->nr[cls])
 		return c->objs[cls][--c->nr[cls]];
@@ -969,7 +1063,7 @@ void *memmgr_malloc(struct memmgr *mm, uint64_t exec_id, size_t size)
 	unsigned int cls, nr;
 
 	if (likely(size <= MMX_CACHE_MAX && mmx_cache_is(c, mm, exec_id))) {
-		cls = mmx_size_class[(size + 7) >> 3];
+		cls = c->size_class[(size + 7) >> 3];
 		nr = c->nr[cls];
 		if (likely(nr)) {
 			c->nr[cls] = nr - 1;
@@ -1019,6 +1113,14 @@ static void mmx_cache_put(struct mmx_cache *c, unsigned int cls, void *ptr)
 {
 	if (c->nr[cls] == c->room[cls])
 		mmx_cache_flush(c, cls, c->nr[cls] / 2, mmx_flags(c));
+	if (cls >= MMX_NR_SMALL) {
+		/* Beyond the cache's bytes for large objects: to jemalloc. */
+		if (c->large_bytes + mmx_class_size[cls] > MMX_LARGE_BYTES) {
+			memmgr_je_dallocx(ptr, c->tcache_flags);
+			return;
+		}
+		c->large_bytes += mmx_class_size[cls];
+	}
 	c->objs[cls][c->nr[cls]++] = ptr;
 }
 
@@ -1080,7 +1182,8 @@ int memmgr_free(struct memmgr *mm, void *ptr)
 					__ATOMIC_RELAXED);
 		cls = entry & MMX_E_CLS;
 		c = mmx_caches[0];
-		if (likely(cls && c && c->key == entry >> MMX_E_KEY_SHIFT &&
+		if (likely(cls && cls <= MMX_NR_SMALL && c &&
+			   c->key == entry >> MMX_E_KEY_SHIFT &&
 			   mmx_cache_mm(c) == mm)) {
 			nr = c->nr[--cls];
 			if (likely(nr < c->room[cls])) {
@@ -1110,9 +1213,12 @@ static unsigned int mmx_class_of(size_t usable)
 {
 	unsigned int cls;
 
-	if (usable > mmx_cache_max)
+	if (usable > mmx_large_max)
 		return 0;
-	cls = mmx_size_class[(usable + 7) >> 3];
+	if (usable > mmx_cache_max)
+		cls = mmx_large_class(usable);
+	else
+		cls = mmx_size_class[(usable + 7) >> 3];
 	return mmx_class_size[cls] == usable ? cls + 1 : 0;
 }
 
@@ -1140,7 +1246,7 @@ void *memmgr_realloc(struct memmgr *mm, uint64_t exec_id, void *ptr,
 	/* Within its class: in place. */
 	cls = entry & MMX_E_CLS;
 	if (cls && size <= mmx_class_size[cls - 1] &&
-	    (cls == 1 || size > mmx_class_size[cls - 2]))
+	    size > mmx_class_below(cls - 1))
 		return ptr;
 	c = mmx_cache_find(mm, a->exec_id);
 	if (!c) {
