@@ -25,7 +25,7 @@
  * thread uses, so an object freed by one exec id could be handed out to
  * another.  So a thread has, per exec id, an explicit jemalloc tcache
  * (struct mmx_tcache) and in front of it a cache of its own (struct
- * mmx_cache: freed objects up to 32 KiB, by size class), found through
+ * mmx_cache: freed objects up to 1 MiB, by size class), found through
  * MMX_SLOTS thread-local slots, the last used first: an allocation is a
  * slot check, a class look-up and a pop, with no lock and no call into
  * jemalloc, which sees the cached objects as allocated.  A free finds its
@@ -40,7 +40,7 @@
  * Releasing an exec id (mmx_release()) destroys its tcaches and its arena
  * (jemalloc then forgets every object; the hooks leave the kernel alone,
  * @dying), then the caller's MEMMGR_IOC_RELEASE frees the chunks and
- * map_remove_locked() takes them out of the radix tree.  Every cache in
+ * map_remove_locked() takes their pages' entries out.  Every cache in
  * use is on its handle's list: the release takes the exec id's caches,
  * in every thread, out of use (their handle pointer cleared, under
  * mmx.lock), so each thread finds its own unused at its next call, and
@@ -251,7 +251,8 @@ static __thread struct mmx_cache *mmx_caches[MMX_SLOTS]
 /* The kernel declined a chunk during this call into jemalloc. */
 static __thread bool mmx_declined __attribute__((tls_model("initial-exec")));
 /* The key of the arena whose hook allocates a chunk in this thread. */
-static __thread uint32_t mmx_entering __attribute__((tls_model("initial-exec")));
+static __thread uint32_t mmx_entering
+	__attribute__((tls_model("initial-exec")));
 
 /*
  * Taken by a thread that empties a cache of its own, and by a handle's
@@ -441,7 +442,7 @@ static struct mmx_arena *mmx_arena_of(extent_hooks_t *hooks)
 
 /*
  * A chunk of @size bytes for the arena: a new execution buffer of its
- * exec id, zeroed by the kernel, entered in the tables and the radix tree
+ * exec id, zeroed by the kernel, entered in the tables and its pages' entries
  * in one hold of the handle's mutex.  jemalloc asks only for page-aligned
  * chunks at no particular address; anything else is declined.  When the
  * kernel declines, jemalloc asks at once again, for just the extent it
