@@ -208,8 +208,6 @@ struct mmx {
 	struct mmx_cache *caches;	/* (lock) every thread's, in use */
 	/* By key: written under lock, read for a live object's arena. */
 	struct mmx_arena *by_key[MMX_NR_KEYS];
-	void *table_map;		/* the table's mapping: */
-	size_t table_len;		/* its bytes */
 	struct mmx_leaf **root[MMX_FANOUT];	/* radix tree, without a
 						 * table: written under the
 						 * handle's mutex, read
@@ -234,7 +232,7 @@ struct mmx_cache {
 	int flags;			/* jemalloc's: the arena, the tcache */
 	int tcache_flags;		/* jemalloc's: the tcache */
 	uint8_t nr[MMX_NR_CLASSES];	/* objects cached, per class */
-	uint8_t room[MMX_NR_CLASSES];	/* mmx_class_objs[], at hand */
+	uint8_t room[MMX_NR_CLASSES];	/* mmx_class_objs[], copied */
 	size_t large_bytes;		/* cached in classes MMX_NR_SMALL on */
 	/*
 	 * mmx_size_class[], copied: all the fast paths read is here and in
@@ -282,6 +280,30 @@ static uint8_t mmx_size_class[MMX_CACHE_MAX / 8 + 1];
 static unsigned int mmx_page_shift(const struct memmgr *mm)
 {
 	return mm->page_shift;
+}
+
+/*
+ * @len bytes of private anonymous memory, zeroed, whose first page's
+ * number is @colour modulo @colours (a power of two), or NULL.
+ */
+static void *mmx_map_coloured(size_t len, uintptr_t colour,
+			      unsigned int colours, int flags)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t span = len + (colours - 1) * page, head;
+	char *p;
+
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	head = (colour - (uintptr_t)p / page) % colours * page;
+	/* Unmapping the ends of a private mapping never fails. */
+	if (head)
+		munmap(p, head);
+	if (span - head - len)
+		munmap(p + head + len, span - head - len);
+	return p + head;
 }
 
 /* Page entries: the table over the window, or the radix tree. */
@@ -810,28 +832,19 @@ static size_t mmx_cache_len(void)
 }
 
 /*
- * A new cache, zeroed, whose first page is MMX_CACHE_COLOUR pages past a
- * multiple of MMX_CACHE_COLOURS: see there.  NULL without memory.
+ * A new cache, whose first page is MMX_CACHE_COLOUR pages past a multiple
+ * of MMX_CACHE_COLOURS (see there), with its copies of the class tables.
+ * NULL without memory.
  */
 static struct mmx_cache *mmx_cache_alloc(void)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = mmx_cache_len();
-	size_t span = len + (MMX_CACHE_COLOURS - 1) * page, head;
 	struct mmx_cache *c;
-	char *p;
 
-	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	c = mmx_map_coloured(mmx_cache_len(), MMX_CACHE_COLOUR,
+			     MMX_CACHE_COLOURS, 0);
+	if (!c)
 		return NULL;
-	head = (MMX_CACHE_COLOUR - (uintptr_t)p / page) % MMX_CACHE_COLOURS *
-	       page;
-	/* Unmapping the ends of a private mapping never fails. */
-	if (head)
-		munmap(p, head);
-	if (span - head - len)
-		munmap(p + head + len, span - head - len);
-	c = (struct mmx_cache *)(p + head);
+	memcpy(c->room, mmx_class_objs, sizeof(c->room));
 	memcpy(c->size_class, mmx_size_class, sizeof(c->size_class));
 	return c;
 }
@@ -906,7 +919,6 @@ static struct mmx_cache *mmx_cache_fill(struct memmgr *mm, uint64_t exec_id)
 	}
 	c->exec_id = exec_id;
 	c->key = a->ind + 1;
-	memcpy(c->room, mmx_class_objs, sizeof(c->room));
 	c->tcache_flags = tcache == MMX_NO_TCACHE ? MALLOCX_TCACHE_NONE :
 			  MALLOCX_TCACHE(tcache);
 	c->flags = MALLOCX_ARENA(a->ind) | c->tcache_flags;
@@ -970,7 +982,7 @@ static void mmx_cache_flush_large(struct mmx_cache *c)
 {
 	unsigned int cls;
 
-	for (cls = MMX_NR_SMALL; c->large_bytes; cls++)
+	for (cls = MMX_NR_SMALL; cls < MMX_NR_CLASSES && c->large_bytes; cls++)
 		if (c->nr[cls])
 			mmx_cache_flush(c, cls, c->nr[cls], mmx_flags(c));
 }
@@ -1339,6 +1351,12 @@ int mmx_init(struct memmgr *mm)
 	return 0;
 }
 
+/* The bytes of the table over a window: an entry per page. */
+static size_t mmx_table_len(const struct memmgr *mm)
+{
+	return (MEMMGR_OFFSET_LIMIT >> mmx_page_shift(mm)) * sizeof(uint32_t);
+}
+
 /**
  * mmx_table_init() - the page table of a handle with a window
  * @mm:		the handle, its allocator and window (if any) set up
@@ -1351,24 +1369,15 @@ int mmx_init(struct memmgr *mm)
 void mmx_table_init(struct memmgr *mm)
 {
 #if UINTPTR_MAX > 0xffffffffU
-	unsigned int shift = mmx_page_shift(mm);
-	size_t len = (MEMMGR_OFFSET_LIMIT >> shift) * sizeof(uint32_t) +
-		     (MMX_TABLE_COLOURS << shift);
-	uintptr_t colour;
-	void *p;
-
 	if (!mm->mx || !mm->window)
 		return;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	/* Its first page MMX_TABLE_COLOUR pages after the window's. */
+	mm->mx_table = mmx_map_coloured(mmx_table_len(mm),
+					((uintptr_t)mm->window >>
+					 mmx_page_shift(mm)) + MMX_TABLE_COLOUR,
+					MMX_TABLE_COLOURS, MAP_NORESERVE);
+	if (!mm->mx_table)
 		return;
-	/* The table's first page MMX_TABLE_COLOUR pages after the window's. */
-	colour = (((uintptr_t)mm->window >> shift) + MMX_TABLE_COLOUR -
-		  ((uintptr_t)p >> shift)) % MMX_TABLE_COLOURS;
-	mm->mx->table_map = p;
-	mm->mx->table_len = len;
-	mm->mx_table = (uint32_t *)((char *)p + (colour << shift));
 	mm->mx_base = (uintptr_t)mm->window;
 	mm->mx_span = MEMMGR_OFFSET_LIMIT;
 #endif
@@ -1418,7 +1427,7 @@ void mmx_fini(struct memmgr *mm)
 	mmx_free_tree(mx);
 	if (mm->mx_table) {
 		mm->mx_span = 0;
-		munmap(mx->table_map, mx->table_len);
+		munmap(mm->mx_table, mmx_table_len(mm));
 		mm->mx_table = NULL;
 	}
 	htab_fini(&mx->arenas);
